@@ -1,0 +1,59 @@
+"""The model's one typed config: it builds the networks and is saved as config.json."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+
+FORMAT_VERSION = 1
+DOMAINS = ("digits", "faces")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    domain: str = "digits"  # "digits" or "faces": decides the input preparation
+    image_size: int = 32  # square model resolution, a power of two ≥ 8
+    z_dim: int = 32  # common factors (identity / which digit)
+    e_dim: int = 32  # target factors (expression / digit style)
+    # Channels per resolution level, from image_size down to 4×4 (log2(size/4)+1 entries).
+    channels: tuple[int, ...] = (32, 64, 128, 128)
+    # Faces only: mean landmark shape in crop pixel coordinates, 68 (x, y) pairs.
+    template: tuple[tuple[float, float], ...] | None = None
+    format_version: int = FORMAT_VERSION
+    extra: dict = field(default_factory=dict)  # free-form provenance (objective, run, ...)
+
+    def __post_init__(self) -> None:
+        if self.domain not in DOMAINS:
+            raise ValueError(f"domain must be one of {DOMAINS}, got {self.domain!r}")
+        levels = self.image_size.bit_length() - 2  # 8→2, 32→4, 64→5
+        if self.image_size < 8 or self.image_size & (self.image_size - 1):
+            raise ValueError(f"image_size must be a power of two ≥ 8, got {self.image_size}")
+        if len(self.channels) != levels:
+            raise ValueError(
+                f"channels needs {levels} entries for image_size {self.image_size} "
+                f"(one per level down to 4×4), got {len(self.channels)}"
+            )
+        if self.format_version > FORMAT_VERSION:
+            raise ValueError(
+                f"checkpoint format {self.format_version} is newer than this rbedit "
+                f"understands ({FORMAT_VERSION}); upgrade rbedit"
+            )
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown model config fields: {', '.join(unknown)}")
+        data = dict(data)
+        data["channels"] = tuple(data.get("channels", cls.channels))
+        if data.get("template") is not None:
+            data["template"] = tuple(tuple(map(float, p)) for p in data["template"])
+        return cls(**data)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"

@@ -1,0 +1,83 @@
+"""Networks after Karras et al. 2018 (progressive-GAN blocks), paper Appendix D.
+
+Encoders: 1×1 from RGB → [3×3 conv, LeakyReLU, pixel norm, 2×2 avg pool]… → FC.
+Generator: FC → 4×4 → [nearest up, 3×3 conv, LeakyReLU, pixel norm]… → 1×1 to RGB → tanh.
+The discriminators (training code) reuse `ConvTrunk` without normalisation.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+LEAKY_SLOPE = 0.2
+
+
+class PixelNorm(nn.Module):
+    """Normalise each pixel's feature vector to unit average square (Karras et al.)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
+
+
+class ConvTrunk(nn.Module):
+    """Image (B, 3, S, S) → features (B, channels[-1] * 16) at 4×4."""
+
+    def __init__(self, channels: tuple[int, ...], *, normalize: bool) -> None:
+        super().__init__()
+        self.from_rgb = nn.Conv2d(3, channels[0], 1)
+        blocks = []
+        for c_in, c_out in zip(channels[:-1], channels[1:]):
+            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.LeakyReLU(LEAKY_SLOPE)]
+            if normalize:
+                blocks.append(PixelNorm())
+            blocks.append(nn.AvgPool2d(2))
+        # A last conv at 4×4 keeps the top level as deep as the others.
+        blocks += [nn.Conv2d(channels[-1], channels[-1], 3, padding=1), nn.LeakyReLU(LEAKY_SLOPE)]
+        if normalize:
+            blocks.append(PixelNorm())
+        self.blocks = nn.Sequential(*blocks)
+        self.out_features = channels[-1] * 16
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(self.from_rgb(x), LEAKY_SLOPE)
+        return self.blocks(h).flatten(1)
+
+
+class GaussianEncoder(nn.Module):
+    """q(v|x) = N(mu(x), exp(logvar(x))): image → (mu, logvar), each (B, dim)."""
+
+    def __init__(self, channels: tuple[int, ...], dim: int) -> None:
+        super().__init__()
+        self.trunk = ConvTrunk(channels, normalize=True)
+        self.head = nn.Linear(self.trunk.out_features, 2 * dim)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.head(self.trunk(x)).chunk(2, dim=1)
+        return mu, logvar
+
+
+class Generator(nn.Module):
+    """G(z, e): latents (B, z_dim + e_dim) → image (B, 3, S, S) in [-1, 1]."""
+
+    def __init__(self, channels: tuple[int, ...], latent_dim: int) -> None:
+        super().__init__()
+        top = channels[-1]
+        self.fc = nn.Linear(latent_dim, top * 16)
+        self.top = top
+        blocks = [nn.Conv2d(top, top, 3, padding=1), nn.LeakyReLU(LEAKY_SLOPE), PixelNorm()]
+        for c_in, c_out in zip(channels[:0:-1], channels[-2::-1]):
+            blocks += [
+                nn.Upsample(scale_factor=2, mode="nearest"),
+                nn.Conv2d(c_in, c_out, 3, padding=1),
+                nn.LeakyReLU(LEAKY_SLOPE),
+                PixelNorm(),
+            ]
+        self.blocks = nn.Sequential(*blocks)
+        self.to_rgb = nn.Conv2d(channels[0], 3, 1)
+        self.norm = PixelNorm()
+
+    def forward(self, latents: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(self.fc(latents), LEAKY_SLOPE).view(-1, self.top, 4, 4)
+        return torch.tanh(self.to_rgb(self.blocks(self.norm(h))))

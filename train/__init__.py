@@ -1,0 +1,1 @@
+"""Training, evaluation and publishing for rbedit (run from the repository root)."""
