@@ -1,0 +1,165 @@
+"""Photo → aligned face crops, and edited crops → photo.
+
+    crops = prepare_faces(rgb, config=cfg, landmarks="dlib", face="largest", source=path)
+    edited = ...                                  # model output per crop.crop
+    out = paste_back(rgb, edited, crops[0])       # one face at a time
+
+Faces are numbered from 0, left to right (by their box). A face whose crop
+would need more than MAX_UPSCALE× upsampling, or narrower than
+MIN_FACE_WIDTH_PX, is too small: with face="all" it is skipped with a logged
+warning; when nothing is left, FaceTooSmallError.
+"""
+
+from __future__ import annotations
+
+import logging
+import pathlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from rbedit.align.errors import FaceTooSmallError, NoFaceError
+from rbedit.align.geometry import apply_transform, compose, fit_transform, invert_transform, transform_scale, warp_image
+from rbedit.align.mask import face_mask
+from rbedit.align.template import BUILTIN_TEMPLATE_SIZE, FIT_WEIGHTS, builtin_template, scale_template
+from rbedit.landmarks import NUM_LANDMARKS, DetectedFace, get_backend
+from rbedit.landmarks import ibug
+
+if TYPE_CHECKING:  # rbedit.model pulls in torch; alignment does not need it
+    from rbedit.model.config import ModelConfig
+
+log = logging.getLogger(__name__)
+
+MAX_UPSCALE = 2.0  # a face must cover at least half the crop's resolution
+MIN_FACE_WIDTH_PX = 24  # below this, landmarks are guesses whatever the crop size
+DEFAULT_TRANSFORM = "similarity"  # the paper fits an affine; a similarity never shears a face
+FACE_CHOICES = ("largest", "all")  # or a face index as a string
+
+
+@dataclass
+class FaceCrop:
+    """One aligned face and how to put it back."""
+
+    crop: np.ndarray  # (S, S, 3) uint8: the aligned face at model size
+    matrix: np.ndarray  # (2, 3) float64: image pixel → crop pixel
+    landmarks: np.ndarray  # (68, 2) float64: in image pixels
+    box: tuple  # (left, top, right, bottom) in image pixels, from the detector
+
+
+def template_for(config: ModelConfig) -> np.ndarray:
+    """(68, 2) template in config.image_size crop pixels: the config's own, else the built-in one."""
+    if config.template is not None:
+        template = np.asarray(config.template, dtype=np.float64)
+        if template.shape != (NUM_LANDMARKS, 2):
+            raise ValueError(f"model config template must be {NUM_LANDMARKS} (x, y) pairs, got shape {template.shape}")
+        return template
+    return scale_template(builtin_template(BUILTIN_TEMPLATE_SIZE), BUILTIN_TEMPLATE_SIZE, config.image_size)
+
+
+def _as_rgb(image: np.ndarray) -> np.ndarray:
+    arr = np.asarray(image)
+    if arr.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 image, got {arr.dtype}")
+    if arr.ndim == 2:
+        return np.repeat(arr[..., None], 3, axis=-1)
+    if arr.ndim == 3 and arr.shape[2] in (3, 4):
+        return arr[..., :3]
+    raise ValueError(f"expected an (H, W, 3) RGB image, got shape {arr.shape}")
+
+
+def _select(faces: list[DetectedFace], face: str, where: str) -> list[tuple[int, DetectedFace]]:
+    """(index, face) pairs chosen by `face`: "largest", "all" or an index, left to right from 0."""
+    numbered = list(enumerate(sorted(faces, key=lambda f: (f.box[0], f.box[1]))))
+    if face == "all":
+        return numbered
+    if face == "largest":
+        return [max(numbered, key=lambda item: item[1].area)]
+    try:
+        index = int(face)
+    except ValueError:
+        raise ValueError(f"face must be 'largest', 'all' or a face index, got {face!r}") from None
+    if not 0 <= index < len(numbered):
+        raise NoFaceError(f"{where}face {index} requested but {len(numbered)} found (numbered from 0, left to right)")
+    return [numbered[index]]
+
+
+def prepare_faces(
+    image: np.ndarray,
+    *,
+    config: ModelConfig,
+    landmarks: str = "dlib",
+    face: str = "largest",
+    source: pathlib.Path | None = None,
+    transform: str = DEFAULT_TRANSFORM,
+) -> list[FaceCrop]:
+    """Aligned crops of the selected faces in an (H, W, 3) uint8 RGB photo.
+
+    landmarks: backend name ("dlib" | "fan" | "file"; "file" reads the JSON/NPY
+    beside `source`). face: "largest" | "all" | an index ("0" = leftmost).
+    Raises NoFaceError / FaceTooSmallError (one-line messages naming `source`),
+    LandmarkFileError for a bad landmarks file, LandmarkBackendError when the
+    backend cannot run here.
+    """
+    rgb = _as_rgb(image)
+    where = f"{source}: " if source is not None else ""
+    template = template_for(config)
+    size = config.image_size
+    faces = get_backend(landmarks).detect(rgb, source=source)
+    if not faces:
+        raise NoFaceError(f"{where}no face found (landmarks: {landmarks})")
+    template_width = float(np.ptp(template[ibug.JAW, 0]))
+    needed_px = max(MIN_FACE_WIDTH_PX, template_width / MAX_UPSCALE)
+    crops, too_small = [], []
+    for index, found in _select(faces, face, where):
+        matrix = fit_transform(found.landmarks, template, kind=transform, weights=FIT_WEIGHTS)
+        width_px = template_width / transform_scale(matrix)
+        if width_px < needed_px:
+            too_small.append(f"face {index} is {width_px:.0f} px wide")
+            continue
+        crop = warp_image(rgb, matrix, (size, size))
+        crops.append(FaceCrop(crop=crop, matrix=matrix, landmarks=found.landmarks, box=tuple(found.box)))
+    if not crops:
+        raise FaceTooSmallError(
+            f"{where}{'; '.join(too_small)}: too small for a {size}×{size} crop (at least {needed_px:.0f} px needed)"
+        )
+    for reason in too_small:
+        log.warning("%sskipped %s (at least %.0f px needed)", where, reason, needed_px)
+    return crops
+
+
+def paste_back(image: np.ndarray, edited_crop: np.ndarray, face: FaceCrop, *, keep_detail: bool = True) -> np.ndarray:
+    """The photo with `edited_crop` warped back over `face`, blended through a feathered mask.
+
+    keep_detail (default): add the *change* the edit made to the crop, so the
+    photo keeps the fine detail a small crop cannot hold and an unedited crop
+    changes nothing. Otherwise the upsampled crop replaces the face. Pixels
+    where the mask is 0 (everything outside the face and its feather) are
+    returned unchanged, bit for bit.
+    """
+    rgb = np.asarray(image)
+    edited = np.asarray(edited_crop)
+    if edited.shape != face.crop.shape or edited.dtype != np.uint8:
+        raise ValueError(f"edited crop must be uint8 {face.crop.shape}, got {edited.dtype} {edited.shape}")
+    size = face.crop.shape[0]
+    crop_to_image = invert_transform(face.matrix)
+    corners = apply_transform(crop_to_image, np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]]))
+    height, width = rgb.shape[:2]
+    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, (width, height))
+    out = rgb.copy()
+    if x1 <= x0 or y1 <= y0:
+        return out
+    crop_to_region = compose(np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0]]), crop_to_image)
+    shape = (int(y1 - y0), int(x1 - x0))
+    mask = warp_image(face_mask(apply_transform(face.matrix, face.landmarks), size), crop_to_region, shape, border="constant", resample="bilinear")
+    inside = mask > 0  # (h, w); only these pixels are touched
+    region = rgb[y0:y1, x0:x1, :3].astype(np.float32)
+    new = warp_image(edited, crop_to_region, shape).astype(np.float32)
+    if keep_detail:
+        change = new - warp_image(face.crop, crop_to_region, shape).astype(np.float32)
+    else:
+        change = new - region
+    blended = region[inside] + mask[inside, None] * change[inside]
+    out[y0:y1, x0:x1, :3][inside] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    return out
