@@ -1,0 +1,280 @@
+"""Batch processing: walk inputs, mirror them under OUT, stream through the model, report.
+
+- Inputs may be files or folders (walked recursively, sorted, hidden entries
+  and non-image extensions ignored; the output folder is never walked).
+- Outputs mirror the inputs: one folder → OUT/<path inside it>; several
+  inputs → OUT/<path relative to their common parent>; the extension is
+  `--format`. Two inputs that would still share an output (a.png, a.jpg) keep
+  their extension in the name (a_jpg.png).
+- Existing outputs are skipped unless `overwrite`, so a killed run resumes;
+  an input is never overwritten.
+- Pictures are read, prepared, edited and written a chunk at a time, so memory
+  is bounded by the chunk, not the folder.
+- Each file ends done, skipped or failed; failures are printed as one line
+  each, `--report` gets one JSON line per file, and a summary closes the run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from rbedit.imageio import IMAGE_EXTENSIONS, WRITE_FORMATS, ImageError, file_key
+
+# A chunk stops growing at this many bytes of decoded pictures (large photos),
+# even when it holds fewer than batch_size files.
+MAX_CHUNK_BYTES = 256 * 2**20
+
+
+class PlanError(ValueError):
+    """Inputs and output cannot be mapped onto each other (a usage problem)."""
+
+
+@dataclass
+class Job:
+    """One input file and where its output goes."""
+
+    input: Path
+    rel: PurePosixPath  # the input's path relative to the mirrored root
+    output: Path | None = None
+
+
+@dataclass
+class Plan:
+    jobs: list[Job]
+    protected: set[tuple[int, int]]  # (device, inode) of every input: never written to
+    single_file_output: bool = False  # -o named an image file for a single input
+
+
+def is_image_extension(path: str | os.PathLike) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def walk_images(folder: Path, *, skip: Path | None = None) -> Iterator[Path]:
+    """Image files under folder, recursively, in a stable (sorted) order; `skip` is not entered."""
+    skip_real = os.path.realpath(skip) if skip is not None else None
+    for root, dirs, files in os.walk(folder):
+        dirs[:] = sorted(
+            d for d in dirs if not d.startswith(".") and os.path.realpath(os.path.join(root, d)) != skip_real
+        )
+        for name in sorted(files):
+            if not name.startswith(".") and is_image_extension(name):
+                yield Path(root) / name
+
+
+def collect_inputs(inputs: Sequence[str | os.PathLike], *, out: Path | None = None) -> list[tuple[Path, PurePosixPath]]:
+    """(file, relative path) for every input image; folders are walked, files kept as given."""
+    paths = [Path(p) for p in inputs]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise PlanError(f"no such file or folder: {', '.join(missing)}")
+    if out is not None and any(p.is_dir() and os.path.realpath(p) == os.path.realpath(out) for p in paths):
+        raise PlanError(f"the output folder {out} is an input folder; write somewhere else")
+    if len(paths) == 1 and paths[0].is_dir():
+        base = os.path.abspath(paths[0])
+    else:
+        anchors = [os.path.dirname(os.path.abspath(p)) for p in paths]
+        base = os.path.commonpath(anchors)
+    seen: set[str] = set()
+    found = []
+    for p in paths:
+        files = walk_images(p, skip=out) if p.is_dir() else [p]
+        for f in files:
+            absolute = os.path.abspath(f)
+            if absolute in seen:
+                continue
+            seen.add(absolute)
+            found.append((f, PurePosixPath(Path(os.path.relpath(absolute, base)).as_posix())))
+    return found
+
+
+def plan(
+    inputs: Sequence[str | os.PathLike],
+    out: str | os.PathLike,
+    *,
+    fmt: str = "png",
+    allow_file_output: bool = True,
+) -> Plan:
+    """Map inputs onto outputs under `out` (or onto the file `out` for a single input file)."""
+    out = Path(out)
+    fmt = fmt.lower().lstrip(".")
+    if f".{fmt}" not in WRITE_FORMATS:
+        raise PlanError(f"unknown --format {fmt!r}; use one of {', '.join(s[1:] for s in WRITE_FORMATS)}")
+    file_output = out.suffix.lower() in WRITE_FORMATS
+    found = collect_inputs(inputs, out=None if file_output else out)
+    if not found:
+        raise PlanError("no input images found (folders are searched for " + ", ".join(sorted(IMAGE_EXTENSIONS)) + ")")
+    protected = {k for f, _ in found if (k := file_key(f)) is not None}
+    if file_output:
+        if not allow_file_output or len(found) != 1 or Path(inputs[0]).is_dir():
+            raise PlanError(f"-o {out} names an image file but there are {len(found)} inputs; give a folder")
+        return Plan([Job(found[0][0], found[0][1], out)], protected, single_file_output=True)
+    by_output: dict[PurePosixPath, list[int]] = {}
+    for i, (_, rel) in enumerate(found):
+        by_output.setdefault(rel.with_suffix(f".{fmt}"), []).append(i)
+    names = [rel.with_suffix(f".{fmt}") for _, rel in found]
+    for target, owners in by_output.items():
+        if len(owners) > 1:  # a.png + a.jpg: keep the input extension in the names
+            for i in owners:
+                rel = found[i][1]
+                names[i] = rel.with_name(f"{rel.stem}_{rel.suffix.lstrip('.').lower()}.{fmt}")
+    if len(set(names)) != len(names):
+        dup = next(n for n in names if names.count(n) > 1)
+        raise PlanError(f"several inputs map to the same output {out / dup}; process them separately")
+    jobs = [Job(f, rel, out / name) for (f, rel), name in zip(found, names)]
+    return Plan(jobs, protected)
+
+
+@dataclass
+class Outcome:
+    input: Path
+    status: str  # "done", "skipped" or "failed"
+    outputs: list[Path] = field(default_factory=list)
+    error: str | None = None
+
+
+class Reporter:
+    """Counts outcomes, prints failures and a progress bar on stderr, writes the JSONL report."""
+
+    def __init__(self, *, total: int, report: Path | None = None, console: Any = None, label: str = "") -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.console = console or Console(stderr=True)
+        self.counts = {"done": 0, "skipped": 0, "failed": 0}
+        self.started = time.perf_counter()
+        self._report = None
+        if report is not None:
+            report.parent.mkdir(parents=True, exist_ok=True)
+            self._report = open(report, "w", encoding="utf-8")  # a log: streamed, not atomic
+        self._progress = Progress(
+            TextColumn(label),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+            transient=True,
+            disable=not self.console.is_terminal,
+        )
+        self._task = self._progress.add_task(label, total=total)
+        self._progress.start()
+
+    def record(self, outcome: Outcome) -> None:
+        self.counts[outcome.status] += 1
+        if outcome.status == "failed":
+            self.console.print(f"rbedit: error: {_escape(outcome.error or str(outcome.input))}", highlight=False)
+        if self._report is not None:
+            line = {
+                "input": str(outcome.input),
+                "output": str(outcome.outputs[0]) if outcome.outputs else None,
+                "status": outcome.status,
+                "error": outcome.error,
+            }
+            if len(outcome.outputs) > 1:
+                line["outputs"] = [str(p) for p in outcome.outputs]
+            self._report.write(json.dumps(line) + "\n")
+            self._report.flush()
+        self._progress.advance(self._task)
+
+    def close(self) -> None:
+        self._progress.stop()
+        if self._report is not None:
+            self._report.close()
+            self._report = None
+
+    @property
+    def failed(self) -> int:
+        return self.counts["failed"]
+
+    def summary(self, what: str = "") -> str:
+        seconds = time.perf_counter() - self.started
+        c = self.counts
+        text = f"{c['done']} done, {c['skipped']} skipped, {c['failed']} failed in {seconds:.1f} s"
+        return f"{what}: {text}" if what else text
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+# Errors that mean "this file is bad", reported and skipped; anything else stops the run.
+FILE_ERRORS = (ImageError, ValueError, RuntimeError, OSError)
+
+
+def chunks(jobs: Iterable[Job], *, overwrite: bool, batch_size: int, reporter: Reporter) -> Iterator[list[Job]]:
+    """Jobs whose outputs are still missing, a batch at a time; existing outputs are reported skipped."""
+    chunk: list[Job] = []
+    for job in jobs:
+        if job.output is not None and not overwrite and job.output.exists():
+            reporter.record(Outcome(job.input, "skipped", [job.output]))
+            continue
+        chunk.append(job)
+        if len(chunk) == batch_size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def run(
+    jobs: Sequence[Job],
+    *,
+    load: Callable[[Job], list],
+    edit: Callable[[list], list],
+    save: Callable[[Job, list, list], list[Path]],
+    reporter: Reporter,
+    batch_size: int,
+    overwrite: bool = False,
+) -> None:
+    """Stream jobs through load (read + prepare one file) → edit (model, a chunk at once) → save.
+
+    load(job) → prepared items of that file; edit(items) → one result per item;
+    save(job, items, results) → paths written. Bad files (errors from load or
+    save) are reported and skipped; errors from edit (the model) stop the run.
+    """
+    for chunk in chunks(jobs, overwrite=overwrite, batch_size=batch_size, reporter=reporter):
+        loaded: list[tuple[Job, list]] = []
+        nbytes = 0
+        pending = list(chunk)
+        while pending:
+            job = pending.pop(0)
+            try:
+                items = load(job)
+            except FILE_ERRORS as err:
+                reporter.record(Outcome(job.input, "failed", error=_one_line(err, job.input)))
+            else:
+                loaded.append((job, items))
+                nbytes += sum(i.picture.rgb.nbytes for i in items if getattr(i, "picture", None) is not None)
+            if nbytes > MAX_CHUNK_BYTES and pending:  # big photos: edit what we have before reading more
+                _edit_and_save(loaded, edit, save, reporter)
+                loaded, nbytes = [], 0
+        _edit_and_save(loaded, edit, save, reporter)
+
+
+def _edit_and_save(loaded, edit, save, reporter: Reporter) -> None:
+    if not loaded:
+        return
+    flat = [item for _, items in loaded for item in items]
+    results = edit(flat)
+    k = 0
+    for job, items in loaded:
+        mine = results[k : k + len(items)]
+        k += len(items)
+        try:
+            written = save(job, items, mine)
+        except FILE_ERRORS as err:
+            reporter.record(Outcome(job.input, "failed", error=_one_line(err, job.input)))
+        else:
+            reporter.record(Outcome(job.input, "done", written))
+
+
+def _one_line(err: BaseException, path: Path) -> str:
+    message = " ".join(str(err).split()) or type(err).__name__
+    return message if str(path) in message else f"{path}: {message}"

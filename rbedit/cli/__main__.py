@@ -1,0 +1,5 @@
+"""`python -m rbedit.cli …` is the same as `rbedit …`."""
+
+from rbedit.cli.app import main
+
+main()

@@ -1,0 +1,54 @@
+"""Device selection: auto | cpu | cuda[:N] | mps.
+
+`auto` picks CUDA when present, else CPU. An explicit device that is missing
+is an error, never a silent fallback: a user who asked for a GPU wants to know.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported only when a device is actually resolved
+    import torch
+
+DEVICE_PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N or mps"
+
+
+class DeviceError(RuntimeError):
+    """The requested device does not exist on this machine."""
+
+
+def check_device_spec(spec: str) -> str:
+    """Validate the spelling of a device spec without importing torch; returns it normalised."""
+    norm = spec.strip().lower()
+    if not DEVICE_PATTERN.match(norm):
+        raise ValueError(f"unknown device {spec!r}; use {DEVICE_CHOICES}")
+    return norm
+
+
+def resolve_device(spec: "str | torch.device" = "auto") -> "torch.device":
+    """Turn a device spec into a torch.device that exists here, or raise DeviceError."""
+    import torch
+
+    if isinstance(spec, torch.device):
+        spec = str(spec)
+    norm = check_device_spec(spec)
+    if norm == "auto":
+        return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    if norm == "cpu":
+        return torch.device("cpu")
+    if norm == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise DeviceError("device 'mps' requested but Apple MPS is not available here; use --device cpu or auto")
+        return torch.device("mps")
+    # cuda or cuda:N
+    if not torch.cuda.is_available():
+        build = "this torch build has no CUDA support" if torch.version.cuda is None else "no CUDA GPU is visible"
+        raise DeviceError(f"device {norm!r} requested but {build}; use --device cpu or auto")
+    index = int(norm.split(":")[1]) if ":" in norm else 0
+    count = torch.cuda.device_count()
+    if index >= count:
+        raise DeviceError(f"device {norm!r} requested but only {count} CUDA device(s) exist (cuda:0..cuda:{count - 1})")
+    return torch.device("cuda", index)

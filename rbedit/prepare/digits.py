@@ -1,0 +1,86 @@
+"""Digit preparation for real inputs: any size and mode → what the model saw in training.
+
+Training digits are light strokes on a black square, centred, at a scale that
+is itself a style factor. So a real input is
+1. put on a black background: the background colour is estimated from the
+   border and subtracted; dark-on-light images are inverted (ink becomes light);
+2. centred: its content (bounding box of the ink) moved to the centre of a
+   square canvas whose side is the image's longer side, so the digit keeps its
+   size relative to the picture instead of being normalised away;
+3. resized to the model resolution (area averaging when shrinking, as in training).
+Images already in the model's style (black background, centred) pass through
+unchanged apart from the resize.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+BORDER_FRACTION = 0.05  # width of the frame whose median colour is taken as the background
+INK_THRESHOLD = 0.1  # pixels above this fraction of the brightest ink count as content
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def background_colour(rgb: np.ndarray) -> np.ndarray:
+    """Median colour of the image border: (3,) float32 in [0, 255]."""
+    h, w = rgb.shape[:2]
+    b = max(1, round(BORDER_FRACTION * min(h, w)))
+    frame = np.concatenate(
+        [rgb[:b].reshape(-1, 3), rgb[-b:].reshape(-1, 3), rgb[:, :b].reshape(-1, 3), rgb[:, -b:].reshape(-1, 3)]
+    )
+    return np.median(frame.astype(np.float32), axis=0)
+
+
+def ink(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 → (H, W, 3) float32 in [0, 1]: light ink on a black background."""
+    x = rgb.astype(np.float32)
+    bg = background_colour(rgb)
+    if float(bg @ LUMA) > 127.5:  # dark on light: invert relative to the paper colour
+        out = (bg - x) / np.maximum(bg, 1.0)
+    else:
+        out = (x - bg) / np.maximum(255.0 - bg, 1.0)
+    return np.clip(out, 0.0, 1.0)
+
+
+def content_box(fg: np.ndarray) -> tuple[int, int, int, int] | None:
+    """(top, bottom, left, right) of the pixels holding ink, or None for a blank image."""
+    strength = fg.max(axis=2)
+    peak = float(strength.max())
+    if peak <= 0.0:
+        return None
+    rows = np.flatnonzero((strength > INK_THRESHOLD * peak).any(axis=1))
+    cols = np.flatnonzero((strength > INK_THRESHOLD * peak).any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def _centre_on_square(array: np.ndarray, box: tuple[int, int, int, int] | None) -> np.ndarray:
+    """Copy the boxed content into the centre of a zero square whose side is the longer image side."""
+    h, w = array.shape[:2]
+    side = max(h, w)
+    top, bottom, left, right = box if box is not None else (0, h, 0, w)
+    canvas = np.zeros((side, side, *array.shape[2:]), array.dtype)
+    bh, bw = bottom - top, right - left
+    y, x = (side - bh) // 2, (side - bw) // 2
+    canvas[y : y + bh, x : x + bw] = array[top:bottom, left:right]
+    return canvas
+
+
+def _resize(array: np.ndarray, size: int) -> np.ndarray:
+    if array.shape[0] == size:
+        return array
+    method = Image.BOX if array.shape[0] > size else Image.BILINEAR
+    return np.array(Image.fromarray(array).resize((size, size), method))
+
+
+def prepare_digit(
+    rgb: np.ndarray, *, size: int, alpha: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """(H, W, 3) uint8 [+ (H, W) alpha] → model input (size, size, 3) uint8 [+ alpha in the same geometry]."""
+    fg = ink(rgb)
+    box = content_box(fg)
+    square = _centre_on_square((fg * 255.0 + 0.5).astype(np.uint8), box)
+    out = _resize(square, size)
+    if alpha is not None:
+        alpha = _resize(_centre_on_square(alpha, box), size)
+    return np.array(out, dtype=np.uint8), alpha  # a writable copy
