@@ -128,34 +128,56 @@ def prepare_faces(
     return crops
 
 
+def _paste_region(face: FaceCrop, image_shape: tuple[int, ...]):
+    """(x0, y0, x1, y1) of the photo the crop covers (clipped), and the crop → region transform."""
+    size = face.crop.shape[0]
+    crop_to_image = invert_transform(face.matrix)
+    edges = np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]])
+    corners = apply_transform(crop_to_image, edges)
+    height, width = image_shape[:2]
+    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, (width, height))
+    crop_to_region = compose(np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0]]), crop_to_image)
+    return (int(x0), int(y0), int(x1), int(y1)), crop_to_region
+
+
+def _region_mask(face: FaceCrop, crop_to_region: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    size = face.crop.shape[0]
+    mask = face_mask(apply_transform(face.matrix, face.landmarks), size)  # (S, S) in crop pixels
+    return warp_image(mask, crop_to_region, shape, border="constant", resample="bilinear")
+
+
+def paste_mask(face: FaceCrop, image_shape: tuple[int, ...]) -> np.ndarray:
+    """(H, W) float32 in [0, 1]: how much of the edited crop paste_back puts at each photo pixel."""
+    (x0, y0, x1, y1), crop_to_region = _paste_region(face, image_shape)
+    out = np.zeros(image_shape[:2], dtype=np.float32)
+    if x1 > x0 and y1 > y0:
+        out[y0:y1, x0:x1] = _region_mask(face, crop_to_region, (y1 - y0, x1 - x0))
+    return out
+
+
 def paste_back(image: np.ndarray, edited_crop: np.ndarray, face: FaceCrop, *, keep_detail: bool = True) -> np.ndarray:
     """The photo with `edited_crop` warped back over `face`, blended through a feathered mask.
 
     keep_detail (default): add the *change* the edit made to the crop, so the
     photo keeps the fine detail a small crop cannot hold and an unedited crop
     changes nothing. Otherwise the upsampled crop replaces the face. Pixels
-    where the mask is 0 (everything outside the face and its feather) are
-    returned unchanged, bit for bit.
+    where the mask is 0 (everything outside the face and its feather, see
+    paste_mask) are returned unchanged, bit for bit.
     """
     rgb = np.asarray(image)
     edited = np.asarray(edited_crop)
     if edited.shape != face.crop.shape or edited.dtype != np.uint8:
         raise ValueError(f"edited crop must be uint8 {face.crop.shape}, got {edited.dtype} {edited.shape}")
-    size = face.crop.shape[0]
-    crop_to_image = invert_transform(face.matrix)
-    corners = apply_transform(crop_to_image, np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]]))
-    height, width = rgb.shape[:2]
-    x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
-    x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, (width, height))
     out = rgb.copy()
+    (x0, y0, x1, y1), crop_to_region = _paste_region(face, rgb.shape)
     if x1 <= x0 or y1 <= y0:
         return out
-    crop_to_region = compose(np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0]]), crop_to_image)
-    shape = (int(y1 - y0), int(x1 - x0))
-    mask = warp_image(face_mask(apply_transform(face.matrix, face.landmarks), size), crop_to_region, shape, border="constant", resample="bilinear")
+    shape = (y1 - y0, x1 - x0)
+    mask = _region_mask(face, crop_to_region, shape)
     inside = mask > 0  # (h, w); only these pixels are touched
     region = rgb[y0:y1, x0:x1, :3].astype(np.float32)
-    new = warp_image(edited, crop_to_region, shape).astype(np.float32)
+    new = warp_image(edited, crop_to_region, shape).astype(np.float32)  # (h, w, 3)
     if keep_detail:
         change = new - warp_image(face.crop, crop_to_region, shape).astype(np.float32)
     else:

@@ -9,6 +9,8 @@ backend fails at once with a message saying so instead of hanging.
 from __future__ import annotations
 
 import socket
+import threading
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -21,6 +23,7 @@ LANDMARK_NETWORK = "2DFAN-4"  # 68 2-D points, the large network
 DETECTOR = "sfd"
 DETECTOR_WEIGHTS = "s3fd"
 NETWORK_PROBE_TIMEOUT_S = 3.0  # how long to wait for the download host before giving up
+DOWNLOAD_STALL_TIMEOUT_S = 30.0  # a download that receives nothing for this long fails
 
 
 def _landmark_weights_url(api) -> str:
@@ -51,14 +54,21 @@ def hub_checkpoint_dir() -> Path:
 
 
 def host_reachable(url: str, timeout: float = NETWORK_PROBE_TIMEOUT_S) -> bool:
-    """Whether a TCP connection to the URL's host opens within `timeout` seconds."""
-    parts = urlparse(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parts.hostname, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    """Whether a HEAD request for `url` succeeds within `timeout` seconds."""
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=timeout) as response:
+                result.append(response.status < 400)
+        except (OSError, ValueError):  # URLError, HTTPError, timeouts are OSErrors
+            result.append(False)
+
+    # A thread, because name resolution ignores the timeout and can stall for minutes.
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout)
+    return bool(result and result[0])
 
 
 def check_weights_available(weights: dict[str, str], cache: Path) -> None:
@@ -89,14 +99,25 @@ class FanBackend:
             raise LandmarkBackendError(f"the fan landmark backend needs face-alignment ({exc}): {INSTALL_HINT}") from None
         import torch
 
-        check_weights_available(required_weights(face_alignment), hub_checkpoint_dir())
+        weights = required_weights(face_alignment)
+        check_weights_available(weights, hub_checkpoint_dir())
         landmarks_type = getattr(face_alignment.LandmarksType, "TWO_D", None) or face_alignment.LandmarksType._2D
-        self._model = face_alignment.FaceAlignment(
-            landmarks_type,
-            device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
-            flip_input=False,
-            face_detector=DETECTOR,
-        )
+        previous_timeout = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(DOWNLOAD_STALL_TIMEOUT_S)  # torch.hub downloads without a timeout
+        try:
+            self._model = face_alignment.FaceAlignment(
+                landmarks_type,
+                device=device or ("cuda" if torch.cuda.is_available() else "cpu"),
+                flip_input=False,
+                face_detector=DETECTOR,
+            )
+        except OSError as exc:  # the download failed after all
+            raise LandmarkBackendError(
+                f"the fan backend could not download its weights ({', '.join(weights)}) into "
+                f"{hub_checkpoint_dir()}: {exc}; copy them there, or use --landmarks dlib"
+            ) from None
+        finally:
+            socket.setdefaulttimeout(previous_timeout)
 
     def detect(self, image: np.ndarray, *, source: Path | None = None) -> list[DetectedFace]:
         """Faces in an (H, W, 3) uint8 RGB image."""
