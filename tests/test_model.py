@@ -1,0 +1,71 @@
+"""The model and its release checkpoint: shapes, save → load, strict loading."""
+
+import json
+
+import pytest
+import torch
+
+from rbedit.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from rbedit.model import ModelConfig, RbVAE
+
+TINY = ModelConfig(image_size=8, channels=(4, 8), z_dim=3, e_dim=2)
+
+
+def test_shapes():
+    torch.manual_seed(0)
+    model = RbVAE(TINY)
+    x = torch.rand(5, 3, 8, 8) * 2 - 1
+    qz, qe = model.encode_z(x), model.encode_e(x)
+    assert qz.mu.shape == qz.logvar.shape == (5, 3)
+    assert qe.mu.shape == (5, 2)
+    out = model.decode(qz.sample(), model.reference_e(5))
+    assert out.shape == (5, 3, 8, 8)
+    assert out.abs().max() <= 1.0
+    assert "e_ref" in dict(model.named_parameters())
+
+
+def test_config_rejects_wrong_channel_count():
+    with pytest.raises(ValueError, match="channels needs 4 entries"):
+        ModelConfig(image_size=32, channels=(8, 16))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_save_load_round_trip(tmp_path, dtype):
+    torch.manual_seed(0)
+    model = RbVAE(TINY).eval()
+    with torch.no_grad():
+        model.e_ref.copy_(torch.tensor([0.5, -1.0]))
+    save_checkpoint(model, tmp_path, card="# card\n", dtype=dtype)
+    loaded = load_checkpoint(tmp_path)
+    x = torch.rand(4, 3, 8, 8) * 2 - 1
+    with torch.no_grad():
+        expected, got = model(x), loaded(x)
+    tol = 0 if dtype == torch.float32 else 2e-2
+    assert torch.allclose(expected, got, atol=tol, rtol=0)
+    assert loaded.config == model.config
+    assert (tmp_path / "README.md").read_text() == "# card\n"
+
+
+def test_wrong_shape_names_the_key(tmp_path):
+    save_checkpoint(RbVAE(TINY), tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["e_dim"] = 4
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=r"shape mismatch for e_ref"):
+        load_checkpoint(tmp_path)
+
+
+def test_missing_key_is_named(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    save_checkpoint(RbVAE(TINY), tmp_path)
+    state = load_file(str(tmp_path / "model.safetensors"))
+    del state["e_ref"]
+    save_file(state, str(tmp_path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match="missing keys: e_ref"):
+        load_checkpoint(tmp_path)
+
+
+def test_folder_without_config_is_clear(tmp_path):
+    with pytest.raises(CheckpointError, match="no config.json"):
+        load_checkpoint(tmp_path)

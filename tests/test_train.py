@@ -1,0 +1,159 @@
+"""The training harness: objectives, the phases of Alg. 1, resume, divergence, the CLI."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from train import srbvae
+from train.config import preset
+from train.loop import Trainer, TrainingDiverged, requires_grad, train
+from train.state import STATE_NAME
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny(**overrides):
+    values = dict(
+        image_size=8, channels=(4, 8), disc_channels=(4, 4), disc_hidden=8, z_dim=3, e_dim=2,
+        batch_size=4, steps=3, log_every=1, sample_every=2, save_every=2, release_dtype="float32",
+        device="cpu", lr=1e-3,
+    )
+    return preset("digits", **(values | overrides))
+
+
+@pytest.fixture
+def images():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8), rng.integers(0, 256, (12, 8, 8, 3), dtype=np.uint8)
+
+
+@pytest.fixture
+def fake_data(monkeypatch, images):
+    import train.data.sets
+
+    monkeypatch.setattr(train.data.sets, "training_sets", lambda cfg: images)
+    return images
+
+
+@pytest.mark.parametrize("objective", ["srbvae", "rbvae", "vae", "betavae"])
+def test_each_objective_gives_finite_losses(objective, images):
+    trainer = Trainer(tiny(objective=objective), unlabelled=images[0], reference=images[1])
+    before = [p.clone() for p in trainer.model.parameters()]
+    for _ in range(3):
+        logs = trainer.step()
+    assert logs and all(np.isfinite(v) for v in logs.values())
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+
+
+def _grads(module):
+    return [p.grad for p in module.parameters()]
+
+
+def test_phases_touch_only_their_parameters(images):
+    trainer = Trainer(tiny(), unlabelled=images[0], reference=images[1])
+    cfg, model, discs = trainer.cfg, trainer.model, (trainer.d_xi, trainer.d_gamma)
+    x, x_r = trainer._batch()
+
+    # Model phase: discriminators frozen, so they collect no gradient.
+    for d in discs:
+        requires_grad(d, False)
+    p, terms = srbvae.model_terms(model, x, x_r, cfg, trainer.noise)
+    terms |= srbvae.adversarial_terms(p, *discs)
+    srbvae.model_loss(terms, cfg).backward()
+    assert all(g is None for d in discs for g in _grads(d))
+    assert all(g is not None for g in _grads(model))
+
+    # Discriminator phase: the model is untouched.
+    model.zero_grad(set_to_none=True)
+    requires_grad(model, False)
+    for d in discs:
+        requires_grad(d, True)
+    d_terms = srbvae.discriminator_terms(p, *discs)
+    (d_terms["d_xi"] + d_terms["d_gamma"]).backward()
+    assert all(g is None for g in _grads(model))
+    assert all(g is not None for d in discs for g in _grads(d))
+
+
+def test_e_ref_learns_from_reference_reconstructions(images):
+    trainer = Trainer(tiny(), unlabelled=images[0], reference=images[1])
+    x, x_r = trainer._batch()
+    _, terms = srbvae.model_terms(trainer.model, x, x_r, trainer.cfg, trainer.noise)
+    terms["recon_ref"].backward(retain_graph=True)
+    assert trainer.model.e_ref.grad is not None and trainer.model.e_ref.grad.abs().sum() > 0
+    trainer.model.zero_grad(set_to_none=True)
+    terms["recon"].backward()  # unlabelled reconstructions never see e_r
+    grad = trainer.model.e_ref.grad
+    assert grad is None or not grad.any()
+
+
+def test_a_step_updates_models_and_discriminators(images):
+    trainer = Trainer(tiny(), unlabelled=images[0], reference=images[1])
+    e_ref = trainer.model.e_ref.detach().clone()
+    d = [p.detach().clone() for p in trainer.d_xi.parameters()]
+    trainer.step()
+    assert not torch.equal(e_ref, trainer.model.e_ref)
+    assert any(not torch.equal(a, b) for a, b in zip(d, trainer.d_xi.parameters()))
+
+
+def _state(run_dir):
+    return torch.load(Path(run_dir) / STATE_NAME, weights_only=True)["modules"]
+
+
+@pytest.mark.parametrize("objective", ["srbvae", "rbvae"])
+def test_resume_equals_uninterrupted(tmp_path, fake_data, objective):
+    train(tiny(objective=objective, steps=5, run_dir=str(tmp_path / "straight")), progress=False)
+    train(tiny(objective=objective, steps=2, run_dir=str(tmp_path / "split")), progress=False)
+    train(tiny(objective=objective, steps=5, run_dir=str(tmp_path / "split")), resume=True, progress=False)
+    a, b = _state(tmp_path / "straight"), _state(tmp_path / "split")
+    for name in a:
+        for key in a[name]:
+            assert torch.equal(a[name][key], b[name][key]), f"{name}.{key} differs after resume"
+
+
+def test_run_folder_contents(tmp_path, fake_data):
+    run = train(tiny(run_dir=str(tmp_path / "run")), progress=False)
+    assert json.loads((run / "config.json").read_text())["objective"] == "srbvae"
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and "d_xi" in json.loads(lines[-1])
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step_000002.png", "step_000003.png"]
+    release = run / "release"
+    assert {p.name for p in release.iterdir()} >= {"config.json", "model.safetensors", "README.md", "samples.png"}
+    from rbedit.checkpoint import load_checkpoint
+
+    model = load_checkpoint(release)
+    assert model.config.extra["objective"] == "srbvae"
+
+
+def test_existing_run_needs_resume(tmp_path, fake_data):
+    cfg = tiny(run_dir=str(tmp_path / "run"), steps=2)
+    train(cfg, progress=False)
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(cfg, progress=False)
+
+
+def test_divergence_stops_with_a_message(tmp_path, fake_data):
+    cfg = tiny(run_dir=str(tmp_path / "run"), laplace_scale=0.0)
+    with pytest.raises(TrainingDiverged, match="non-finite"):
+        train(cfg, progress=False)
+    assert (tmp_path / "run" / STATE_NAME).exists()
+
+
+def test_fit_cli_end_to_end(tmp_path):
+    run = tmp_path / "cli"
+    cmd = [
+        sys.executable, "-m", "train.fit", "--steps", "2", "--image-size", "8", "--channels", "4,8",
+        "--disc-channels", "4,4", "--batch-size", "4", "--copies", "1", "--run-dir", str(run),
+        "--no-progress", "--device", "cpu",
+    ]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert (run / "release" / "model.safetensors").exists()
+    resolved = json.loads((run / "config.json").read_text())
+    assert resolved["channels"] == [4, 8] and resolved["steps"] == 2
+    bad = subprocess.run([*cmd[:3], "--objective", "nope"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "objective must be one of" in bad.stderr

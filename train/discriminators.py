@@ -1,0 +1,43 @@
+"""The density-ratio estimators of Eq. 7: d_xi(x, z, e) and d_gamma(x, z).
+
+Same trunk as the encoders without normalisation; the latents join the image
+features before the fully connected head, and dropout (p = 0.25 in the paper,
+App. D) on the head's inputs stops the discriminator ignoring the latents.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from rbedit.model.networks import LEAKY_SLOPE, ConvTrunk
+
+
+class LatentDiscriminator(nn.Module):
+    """d(x, latents) → logit (B,): log-ratio of encoder pairs (q) over generator pairs (p)."""
+
+    def __init__(self, channels: tuple[int, ...], latent_dim: int, *, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.trunk = ConvTrunk(channels, normalize=False)
+        self.image_fc = nn.Linear(self.trunk.out_features, hidden)
+        self.latent_fc = nn.Linear(latent_dim, hidden)
+        self.head = nn.Sequential(
+            nn.LeakyReLU(LEAKY_SLOPE),
+            nn.Dropout(dropout),
+            nn.Linear(2 * hidden, hidden),
+            nn.LeakyReLU(LEAKY_SLOPE),
+            nn.Dropout(dropout),
+            nn.Linear(hidden, 1),
+        )
+
+    def forward(self, x: torch.Tensor, *latents: torch.Tensor) -> torch.Tensor:
+        joint = torch.cat([self.image_fc(self.trunk(x)), self.latent_fc(torch.cat(latents, dim=1))], dim=1)
+        return self.head(joint).squeeze(1)
+
+
+def build_discriminators(config) -> tuple[LatentDiscriminator, LatentDiscriminator]:
+    """(d_xi over (x, z, e) for unlabelled pairs, d_gamma over (x, z) for reference pairs)."""
+    kwargs = dict(hidden=config.disc_hidden, dropout=config.disc_dropout)
+    d_xi = LatentDiscriminator(config.disc_channels, config.z_dim + config.e_dim, **kwargs)
+    d_gamma = LatentDiscriminator(config.disc_channels, config.z_dim, **kwargs)
+    return d_xi, d_gamma

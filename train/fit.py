@@ -1,0 +1,87 @@
+"""python -m train.fit [--preset digits] [--objective srbvae] [--FIELD VALUE ...] [--resume]
+
+Every TrainConfig field is an option (--steps 2000, --channels 16,32,64,128);
+the resolved config is written to the run folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import typing
+
+from train.config import PRESETS, TrainConfig, preset
+
+SKIPPED_FIELDS = {"preset", "departures"}
+
+
+def _parse_value(field: dataclasses.Field, text: str):
+    hint = str(field.type)
+    if "tuple" in hint:
+        cast = float if "float" in hint else int
+        return tuple(cast(v) for v in text.split(","))
+    if hint.startswith("int"):
+        return int(text)
+    if hint.startswith("float"):
+        return float(text)
+    if text.lower() in ("none", "") and "None" in hint:
+        return None
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m train.fit", description="Train an rbedit model.")
+    parser.add_argument("--preset", default="digits", choices=sorted(PRESETS))
+    parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir bit for bit")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to metrics.jsonl)")
+    # The faces preset's data folders, with their DESIGN spellings.
+    parser.add_argument("--reference", dest="reference_dir", help="faces: folder of neutral faces")
+    parser.add_argument("--unlabelled", dest="unlabelled_dir", help="faces: folder of faces with expressions")
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in SKIPPED_FIELDS or f.name in ("reference_dir", "unlabelled_dir"):
+            continue
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, metavar=f.name.upper(), help=f"(type {f.type})")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    overrides = {
+        name: _parse_value(fields[name], value) if isinstance(value, str) else value
+        for name, value in vars(args).items()
+        if name in fields and value is not None
+    }
+    return preset(args.preset, **overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        cfg = config_from_args(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    from train.export import push_to_hub
+    from train.loop import TrainingDiverged, train
+
+    try:
+        run_dir = train(cfg, resume=args.resume, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"interrupted: state saved in {cfg.run_dir}; continue with --resume", file=sys.stderr)
+        return 130
+    except (TrainingDiverged, FileExistsError, FileNotFoundError, ValueError, RuntimeError) as err:
+        if os.environ.get("RBEDIT_DEBUG"):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    release = run_dir / "release"
+    print(f"release checkpoint: {release}")
+    if cfg.push_to_hub:
+        print(f"pushed: {push_to_hub(release, cfg.push_to_hub)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
