@@ -145,7 +145,7 @@ class Reporter:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self.console = console or Console(stderr=True)
+        self.console = console or Console(stderr=True, soft_wrap=True)
         self.counts = {"done": 0, "skipped": 0, "failed": 0}
         self.started = time.perf_counter()
         self._report = None

@@ -18,7 +18,7 @@ from rbedit.editor import Editor, load
 from rbedit.imageio import read_image, write_image
 from rbedit.prepare import Prepared, finish, prepare
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # one line per message, never wrapped
 
 
 @dataclass

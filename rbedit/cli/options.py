@@ -46,7 +46,7 @@ def _face(value: str) -> str:
     from rbedit.prepare import FACE_CHOICE
 
     if not FACE_CHOICE.match(value):
-        raise typer.BadParameter("use largest, all, or a face index N (0 = largest)")
+        raise typer.BadParameter("use largest, all, or a face index N (0 = leftmost)")
     return value
 
 
@@ -106,7 +106,7 @@ Landmarks = Annotated[
 ]
 Face = Annotated[
     str,
-    typer.Option("--face", metavar="largest|all|N", help="Faces: largest, all, or index N.", callback=_face, rich_help_panel=FACES_PANEL),
+    typer.Option("--face", metavar="largest|all|N", help="Faces: the largest face, all faces, or face N (0 = leftmost).", callback=_face, rich_help_panel=FACES_PANEL),
 ]
 Crop = Annotated[
     Optional[bool],
