@@ -169,22 +169,22 @@ def _region(image: np.ndarray, x0: int, y0: int, x1: int, y1: int, border: str) 
 
 
 def _box_reduce(image: np.ndarray, factor: int) -> np.ndarray:
-    """Average factor×factor blocks (the array's sides are multiples of factor)."""
-    if image.dtype == np.uint8:
-        return np.asarray(Image.fromarray(image).reduce(factor))
+    """Float32 averages of factor×factor blocks (the array's sides are multiples of factor)."""
     h, w = image.shape[:2]
     blocks = image.reshape(h // factor, factor, w // factor, factor, *image.shape[2:])
-    return blocks.mean(axis=(1, 3)).astype(image.dtype)
+    return blocks.mean(axis=(1, 3), dtype=np.float32)
 
 
 def _pil_warp(image: np.ndarray, out_to_in: np.ndarray, shape: tuple[int, int], resample) -> np.ndarray:
+    """Float32 channels warped one by one: PIL's 8-bit affine warps truncate (a −0.5 grey-level bias)."""
     data = _pil_affine_data(out_to_in)
     size = (shape[1], shape[0])
-    if image.dtype == np.uint8:
-        return np.asarray(Image.fromarray(image).transform(size, Image.AFFINE, data, resample))
-    channels = [image] if image.ndim == 2 else [image[..., c] for c in range(image.shape[2])]
-    warped = [np.asarray(Image.fromarray(c.astype(np.float32), "F").transform(size, Image.AFFINE, data, resample)) for c in channels]
-    return warped[0] if image.ndim == 2 else np.stack(warped, axis=-1)
+    planes = image[..., None] if image.ndim == 2 else image
+    warped = [
+        np.asarray(Image.fromarray(np.ascontiguousarray(planes[..., c], dtype=np.float32), "F").transform(size, Image.AFFINE, data, resample))
+        for c in range(planes.shape[-1])
+    ]
+    return np.stack(warped, axis=-1).reshape(shape + image.shape[2:])
 
 
 def warp_image(
@@ -197,10 +197,11 @@ def warp_image(
 ) -> np.ndarray:
     """Resample `image` into an output of `shape` (h, w), `matrix` (2, 3) mapping image → output.
 
-    image: (H, W), (H, W, 3) uint8 or (H, W[, C]) float32. Only the source
-    region the output needs is touched; where it leaves the image, pixels are
-    edge-replicated (border="edge") or zero ("constant"). Downscaling by ≥ 2
-    box-filters first so small crops of big faces do not alias.
+    image: (H, W[, C]) uint8 or float; the output has its dtype (uint8 is
+    computed in float and rounded). Only the source region the output needs is
+    touched; where it leaves the image, pixels are edge-replicated
+    (border="edge") or zero ("constant"). Downscaling by ≥ 2 box-filters first
+    so small crops of big faces do not alias.
     """
     image = np.asarray(image)
     out_to_in = invert_transform(matrix)
@@ -220,4 +221,7 @@ def warp_image(
         region = _box_reduce(region, factor)
     out_to_region = compose(invert_transform(region_to_image), out_to_in)
     filters = {"bicubic": Image.BICUBIC, "bilinear": Image.BILINEAR, "nearest": Image.NEAREST}
-    return _pil_warp(np.ascontiguousarray(region), out_to_region, shape, filters[resample])
+    out = _pil_warp(region, out_to_region, shape, filters[resample])
+    if image.dtype == np.uint8:
+        return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+    return out.astype(image.dtype, copy=False)

@@ -129,30 +129,28 @@ def prepare_faces(
 
 
 def _paste_region(face: FaceCrop, image_shape: tuple[int, ...]):
-    """(x0, y0, x1, y1) of the photo the crop covers (clipped), and the crop → region transform."""
+    """The crop's mask, the photo window (x0, y0, x1, y1) its support covers, and crop → window."""
     size = face.crop.shape[0]
-    crop_to_image = invert_transform(face.matrix)
-    edges = np.array([[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]])
-    corners = apply_transform(crop_to_image, edges)
+    mask = face_mask(apply_transform(face.matrix, face.landmarks), size)  # (S, S) in crop pixels
+    ys, xs = np.nonzero(mask)
+    if len(xs) == 0:
+        return mask, (0, 0, 0, 0), None
+    # Corners of the support's pixels (±1 for the bilinear reach), in photo pixels.
+    box = np.array([[xs.min() - 1, ys.min() - 1], [xs.max() + 1, ys.min() - 1], [xs.min() - 1, ys.max() + 1], [xs.max() + 1, ys.max() + 1]], dtype=np.float64)
+    corners = apply_transform(invert_transform(face.matrix), box)
     height, width = image_shape[:2]
     x0, y0 = np.maximum(np.floor(corners.min(0)).astype(int), 0)
     x1, y1 = np.minimum(np.ceil(corners.max(0)).astype(int) + 1, (width, height))
-    crop_to_region = compose(np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0]]), crop_to_image)
-    return (int(x0), int(y0), int(x1), int(y1)), crop_to_region
-
-
-def _region_mask(face: FaceCrop, crop_to_region: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    size = face.crop.shape[0]
-    mask = face_mask(apply_transform(face.matrix, face.landmarks), size)  # (S, S) in crop pixels
-    return warp_image(mask, crop_to_region, shape, border="constant", resample="bilinear")
+    crop_to_window = compose(np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0]]), invert_transform(face.matrix))
+    return mask, (int(x0), int(y0), int(x1), int(y1)), crop_to_window
 
 
 def paste_mask(face: FaceCrop, image_shape: tuple[int, ...]) -> np.ndarray:
     """(H, W) float32 in [0, 1]: how much of the edited crop paste_back puts at each photo pixel."""
-    (x0, y0, x1, y1), crop_to_region = _paste_region(face, image_shape)
+    mask, (x0, y0, x1, y1), crop_to_window = _paste_region(face, image_shape)
     out = np.zeros(image_shape[:2], dtype=np.float32)
     if x1 > x0 and y1 > y0:
-        out[y0:y1, x0:x1] = _region_mask(face, crop_to_region, (y1 - y0, x1 - x0))
+        out[y0:y1, x0:x1] = warp_image(mask, crop_to_window, (y1 - y0, x1 - x0), border="constant", resample="bilinear")
     return out
 
 
@@ -170,18 +168,17 @@ def paste_back(image: np.ndarray, edited_crop: np.ndarray, face: FaceCrop, *, ke
     if edited.shape != face.crop.shape or edited.dtype != np.uint8:
         raise ValueError(f"edited crop must be uint8 {face.crop.shape}, got {edited.dtype} {edited.shape}")
     out = rgb.copy()
-    (x0, y0, x1, y1), crop_to_region = _paste_region(face, rgb.shape)
+    mask, (x0, y0, x1, y1), crop_to_window = _paste_region(face, rgb.shape)
     if x1 <= x0 or y1 <= y0:
         return out
     shape = (y1 - y0, x1 - x0)
-    mask = _region_mask(face, crop_to_region, shape)
-    inside = mask > 0  # (h, w); only these pixels are touched
-    region = rgb[y0:y1, x0:x1, :3].astype(np.float32)
-    new = warp_image(edited, crop_to_region, shape).astype(np.float32)  # (h, w, 3)
-    if keep_detail:
-        change = new - warp_image(face.crop, crop_to_region, shape).astype(np.float32)
+    weight = warp_image(mask, crop_to_window, shape, border="constant", resample="bilinear")  # (h, w)
+    inside = weight > 0  # only these pixels are touched
+    window = out[y0:y1, x0:x1, :3]  # a view: writing it writes `out`
+    if keep_detail:  # warp the change itself: one float warp, and zero change stays exactly zero
+        change = warp_image(edited.astype(np.float32) - face.crop.astype(np.float32), crop_to_window, shape)[inside]
     else:
-        change = new - region
-    blended = region[inside] + mask[inside, None] * change[inside]
-    out[y0:y1, x0:x1, :3][inside] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+        change = warp_image(edited.astype(np.float32), crop_to_window, shape)[inside] - window[inside]
+    blended = window[inside] + weight[inside, None] * change
+    window[inside] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     return out
