@@ -118,3 +118,18 @@ def test_prepare_digit_leaves_model_style_images_alone():
     img[4:12, 6:10] = [200, 30, 10]
     out, alpha = prepare_digit(img, size=16, alpha=np.full((16, 16), 255, np.uint8))
     assert np.array_equal(out, img) and alpha.shape == (16, 16)
+
+
+def test_example_script_runs(tiny_model, tmp_path):
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run(
+        [sys.executable, str(root / "examples" / "edit_digits.py"), "--model", str(tiny_model), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**__import__("os").environ, "PYTHONPATH": str(root)},
+    )
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["neutral.png", "samples.png", "strength.png", "transfer.png"]
