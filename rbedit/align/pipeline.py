@@ -93,18 +93,35 @@ def prepare_faces(
     source: pathlib.Path | None = None,
     transform: str = DEFAULT_TRANSFORM,
 ) -> list[FaceCrop]:
-    """Aligned crops of the selected faces in an (H, W, 3) uint8 RGB photo.
+    """Aligned crops of the selected faces in an (H, W, 3) uint8 RGB photo, for a faces model.
 
     landmarks: backend name ("dlib" | "fan" | "file"; "file" reads the JSON/NPY
     beside `source`). face: "largest" | "all" | an index ("0" = leftmost).
-    Raises NoFaceError / FaceTooSmallError (one-line messages naming `source`),
-    LandmarkFileError for a bad landmarks file, LandmarkBackendError when the
-    backend cannot run here.
+    The crop is config.image_size square, aligned to config.template (or the
+    built-in template). Raises NoFaceError / FaceTooSmallError (one-line
+    messages naming `source`), LandmarkFileError for a bad landmarks file,
+    LandmarkBackendError when the backend cannot run here.
     """
+    return align_faces(
+        image, template=template_for(config), size=config.image_size,
+        landmarks=landmarks, face=face, source=source, transform=transform,
+    )  # fmt: skip
+
+
+def align_faces(
+    image: np.ndarray,
+    *,
+    template: np.ndarray,
+    size: int,
+    landmarks: str = "dlib",
+    face: str = "largest",
+    source: pathlib.Path | None = None,
+    transform: str = DEFAULT_TRANSFORM,
+) -> list[FaceCrop]:
+    """prepare_faces with an explicit (68, 2) template in size×size crop pixels (training data)."""
     rgb = _as_rgb(image)
     where = f"{source}: " if source is not None else ""
-    template = template_for(config)
-    size = config.image_size
+    template = np.asarray(template, dtype=np.float64)
     faces = get_backend(landmarks).detect(rgb, source=source)
     if not faces:
         raise NoFaceError(f"{where}no face found (landmarks: {landmarks})")
