@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rbedit.align.geometry import apply_transform, procrustes_mean_shape
+from rbedit.align.geometry import procrustes_mean_shape
 from rbedit.landmarks import ibug
 
 BUILTIN_TEMPLATE_SIZE = 96  # the paper's crop size; other sizes are scaled from it

@@ -37,6 +37,9 @@ IDENTITY_FACTORS = (
     "face_width", "face_length", "eye_spacing", "skin_tone", "hair_tone", "eye_colour",
     "background_hue", "rotation", "scale", "shift_x", "shift_y",
 )  # fmt: skip
+# Rotation, scale and shift are undone by alignment: these are the ones an aligned crop still shows
+# (eye colour is ~1 px of iris at 32×32, so hard to read back at that size).
+ALIGNED_IDENTITY_FACTORS = IDENTITY_FACTORS[:7]
 IDENTITY_RANGES = np.array([(0, 1)] * 7 + [(-10.0, 10.0), (0.9, 1.1), (-0.05, 0.05), (-0.05, 0.05)], dtype=np.float64)
 
 # ---- how factors move landmarks (face units: the mean shape's detector box, ~0.94 wide) ----
