@@ -65,10 +65,10 @@ def fixed_shape(editor: Editor, fn: Callable, rows: int) -> Callable[[list[Prepa
     """
     import torch
 
-    from rbedit.pixels import model_to_uint8, uint8_to_model
+    from rbedit.pixels import model_to_uint8
 
     def edit(items: list[Prepared]) -> list[np.ndarray]:
-        x = uint8_to_model(np.stack([item.input for item in items]))  # (N, 3, S, S)
+        x = editor.to_model(np.stack([item.input for item in items]))  # (N, 3, S, S)
         outs = []
         for i in range(0, len(x), rows):
             chunk = x[i : i + rows]

@@ -55,9 +55,7 @@ def encode(
     def edit(items):
         import numpy as np
 
-        from rbedit.pixels import uint8_to_model
-
-        z, e = editor.encode_tensor(uint8_to_model(np.stack([item.input for item in items])))
+        z, e = editor.encode_tensor(editor.to_model(np.stack([item.input for item in items])))
         return list(zip(z.float().cpu().numpy(), e.float().cpu().numpy()))
 
     def save(job, items, results):

@@ -67,13 +67,13 @@ def sample(
     editor = load_editor(common)
 
     def edit(items):
-        from rbedit.pixels import model_to_uint8, uint8_to_model
+        from rbedit.pixels import model_to_uint8
 
         return [
             list(
                 model_to_uint8(
                     editor.sample_tensor(
-                        uint8_to_model(item.input), n, seed=seeds[str(item.picture.path)], temperature=temperature
+                        editor.to_model(item.input), n, seed=seeds[str(item.picture.path)], temperature=temperature
                     )
                 )
             )

@@ -44,13 +44,8 @@ def transfer(
 
     def operation(editor):
         items = prepare_file(source, editor)  # faces: the selected (largest) face of the source
-        _, e_source = editor.encode_tensor(_model_input(items[0].input))
+        _, e_source = editor.encode_tensor(editor.to_model(items[0].input))
         return lambda x: editor.transfer_tensor(x, e_source[0], strength)
 
     run_image_command("transfer", work, common, operation=operation)
 
-
-def _model_input(array):
-    from rbedit.pixels import uint8_to_model
-
-    return uint8_to_model(array)
