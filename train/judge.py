@@ -207,7 +207,8 @@ def load_or_train_judge(
             judge.load_state_dict(load_file(str(folder / WEIGHTS_NAME)), strict=True)
             log(f"judge: reusing {folder}")
             return judge.to(device).eval(), {**info, "cache": str(folder), "cached": True}
-    log(f"judge: training on {len(fit_sources)} probe-fit digits at {config.image_size}×{config.image_size}")
+    count = min(len(fit_sources), config.max_sources or len(fit_sources))
+    log(f"judge: training on {count} probe-fit digits at {config.image_size}×{config.image_size}")
     judge, info = train_judge(config, digits, labels, fit_sources, device=device, log=log)
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,112 @@
+"""train.evaluate end to end on tiny random checkpoints and a tiny data budget."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from rbedit.checkpoint import save_checkpoint
+from rbedit.model import ModelConfig, RbVAE
+from train.evaluate import EvalBudget, main, resolve_entry, run_evaluation
+from train.fidelity import draw_pairs
+from train.targets import check_targets
+
+TINY_JUDGE = {"copies": 1, "epochs": 1, "width": 4, "batch_size": 16, "max_sources": 20}
+
+
+def _checkpoint(folder, objective, *, seed=0, extra=None):
+    torch.manual_seed(seed)
+    data = {"seed": 0, "mnist_dir": None, "image_size": 8}
+    config = ModelConfig(image_size=8, z_dim=3, e_dim=2, channels=(4, 4),
+                         extra=extra if extra is not None else {"objective": objective, "data": data})
+    return save_checkpoint(RbVAE(config), folder)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_evaluate_runs_end_to_end(tmp_path):
+    run = tmp_path / "run-srbvae"
+    _checkpoint(run / "release", "srbvae")
+    (run / "config.json").write_text("{}")  # a run folder: release/ plus its training config
+    rb = _checkpoint(tmp_path / "rbvae", "rbvae", seed=1)
+    vae = _checkpoint(tmp_path / "vae", "vae", seed=2)
+    out = tmp_path / "report.json"
+    code = main([
+        str(run), str(rb), str(vae), "--json", str(out), "--cache-dir", str(tmp_path / "cache"),
+        "--probe-images", "40", "--max-sources", "20", "--pairs", "10", "--sample-images", "4",
+        "--samples-per-image", "3", "--reference-images", "10",
+        *[f"--judge={k}={v}" for k, v in TINY_JUDGE.items()],
+    ])
+    assert code == 0
+    report = json.loads(out.read_text())
+    by_objective = {m["objective"]: m for m in report["models"]}
+    assert set(by_objective) == {"srbvae", "rbvae", "vae"}
+    assert set(by_objective["srbvae"]["probe"]) == {"e", "z"}
+    assert set(by_objective["vae"]["probe"]) == {"all"} and "transfer" not in by_objective["vae"]
+    assert np.isfinite(by_objective["srbvae"]["probe"]["e"]["average"])
+    for part in ("transfer", "sampling", "reference"):
+        assert part in by_objective["rbvae"]
+    assert 0 <= by_objective["srbvae"]["transfer"]["identity_kept"] <= 1
+    assert len(report["data"]) == 1 and report["data"][0]["probe_eval_images"] == 40
+    statuses = [t["status"] for t in report["targets"]]
+    assert len(statuses) == 6 and set(statuses) <= {"PASS", "FAIL"}  # partners present: no N/A
+    assert len(list((tmp_path / "cache" / "judges").iterdir())) == 1
+
+
+def test_evaluation_uses_only_probe_sources(tmp_path):
+    from train.data.digits import load_source_digits, split_sources
+
+    entry = resolve_entry(str(_checkpoint(tmp_path / "m", "srbvae")))
+    budget = EvalBudget(probe_images=30, max_sources=15, pairs=5, sample_images=2, samples_per_image=2,
+                        reference_images=5, judge=TINY_JUDGE)
+    from train.evaluate import prepare_data
+
+    data = prepare_data(entry.data, budget, cache_dir=tmp_path / "cache")
+    _, labels = load_source_digits(None)
+    splits = split_sources(labels, seed=0)
+    assert set(data.probe_fit.sources) <= set(splits.probe_fit)
+    assert set(data.probe_eval.sources) <= set(splits.probe_eval)
+    assert len(np.unique(data.probe_eval.labels)) > 3  # a random subset, not the first (class-sorted) digits
+    report = run_evaluation([entry], budget, cache_dir=tmp_path / "cache")
+    assert report["data"][0]["judge"]["cached"]
+    assert [t["status"] for t in report["targets"]].count("N/A") == 2  # no vae, no rbvae to compare with
+
+
+def test_missing_provenance_is_a_clear_error(tmp_path):
+    folder = _checkpoint(tmp_path / "bare", "srbvae", extra={})
+    with pytest.raises(ValueError, match="--objective"):
+        resolve_entry(str(folder))
+    with pytest.raises(ValueError, match="--data-seed"):
+        resolve_entry(str(folder), objective="srbvae")
+    assert resolve_entry(str(folder), objective="vae", data_seed=3).data.seed == 3
+
+
+def test_pairs_have_different_digits():
+    labels = np.array([0, 0, 0, 1, 2, 2])
+    a, b = draw_pairs(labels, 50, seed=0)
+    assert (labels[a] != labels[b]).all()
+
+
+def test_targets_pass_and_fail():
+    def model(name, objective, **probe):
+        return {"name": name, "objective": objective, "data": {"seed": 0},
+                "probe": {k: {"average": v} for k, v in probe.items()},
+                "transfer": {"style_mae_average": 0.05, "identity_kept": 0.93}}
+
+    report = {
+        "data": [{"seed": 0, "judge": {"real": {"styled": {"digit_accuracy": 0.94}}}}],
+        "models": [model("s", "srbvae", e=0.04, z=0.2), model("r", "rbvae", e=0.06, z=0.1), model("v", "vae", all=0.08)],
+    }
+    status = {t["target"].split(" ")[0] + t["target"][-12:]: t["status"] for t in check_targets(report)}
+    assert list(status.values()) == ["PASS", "PASS", "PASS", "PASS", "PASS", "PASS"]  # 93 % ≥ 94 % − 2
+    report["models"][2]["probe"]["all"]["average"] = 0.05  # 0.04 / 0.05 = 0.8 > 0.7
+    report["data"][0]["judge"]["real"]["styled"]["digit_accuracy"] = 0.97
+    results = [t["status"] for t in check_targets(report)]
+    assert results == ["PASS", "FAIL", "PASS", "PASS", "PASS", "FAIL"]
