@@ -169,3 +169,27 @@ def test_faces_paste_back_crop_and_errors(cli, faces_stub, tmp_path):
     blank = cli("neutralize", tmp_path / "blank.png", "-o", tmp_path / "b.png", "-m", model)
     assert blank.exit_code == 1 and "blank.png: no face found" in blank.stderr
     assert blank.stderr.count("\n") == 1
+
+
+def test_sample_folder_is_deterministic_and_resumes(cli, tiny_model, digits_dir, tmp_path):
+    args = ("sample", digits_dir, "-n", 3, "--seed", 5, "-m", tiny_model)
+    assert cli(*args, "-o", tmp_path / "a").exit_code == 0
+    assert tree(tmp_path / "a") == [f"{name}_{k}.png" for name in ("a", "b", "sub/c") for k in range(3)]
+    (tmp_path / "a" / "b_2.png").unlink()  # b unfinished: its last sample is missing
+    again = cli(*args, "-o", tmp_path / "a")
+    assert "1 done, 2 skipped" in again.stderr
+    assert cli(*args, "-o", tmp_path / "b").exit_code == 0
+    for rel in tree(tmp_path / "b"):
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes()
+    # Different files get different samples (seeds derived from --seed and the path).
+    assert (tmp_path / "b" / "a_0.png").read_bytes() != (tmp_path / "b" / "b_0.png").read_bytes()
+    grids = cli(*args, "--grid", "-o", tmp_path / "g")
+    assert grids.exit_code == 0 and tree(tmp_path / "g") == ["a.png", "b.png", "sub/c.png"]
+
+
+def test_output_folder_inside_the_input_is_not_walked(cli, tiny_model, digits_dir):
+    for _ in range(2):
+        result = cli("neutralize", digits_dir, "-o", digits_dir / "out", "-m", tiny_model)
+        assert result.exit_code == 0, result.output
+    assert tree(digits_dir / "out") == ["a.png", "b.png", "sub/c.png"]
+    assert "0 done, 3 skipped" in result.stderr

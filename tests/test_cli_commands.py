@@ -38,6 +38,27 @@ def test_help_and_completion_do_not_import_torch():
     assert "transfer" in out.stdout and "--strength" in out.stdout
 
 
+def test_shell_completion_does_not_import_torch():
+    code = (
+        "import sys\n"
+        "sys.argv = ['rbedit']\n"
+        "from rbedit.cli.app import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('HEAVY', [m for m in ('torch', 'numpy', 'PIL') if m in sys.modules])\n"
+    )
+    env = {
+        **__import__("os").environ,
+        "_RBEDIT_COMPLETE": "complete_bash",
+        "COMP_WORDS": "rbedit transfer a.png b.png --face all --landmarks dlib --format png --dev",
+        "COMP_CWORD": "10",
+    }
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert "--device" in out.stdout and "HEAVY []" in out.stdout, out.stdout + out.stderr
+
+
 def test_version(cli):
     from rbedit import __version__
 

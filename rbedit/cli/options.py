@@ -14,18 +14,23 @@ FACES_PANEL = "Faces"
 BATCH_PANEL = "Batch"
 
 
-def _device(value: str) -> str:
+def _device(ctx: typer.Context, value: str) -> str:
+    if ctx.resilient_parsing:
+        return value
     try:
         return check_device_spec(value)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
 
 
-# Callbacks import their constants lazily: they run only when a command runs,
-# and `rbedit --help` must stay fast (no numpy, PIL or torch).
+# Callbacks import their constants lazily, and do nothing while the shell
+# completes a command line (resilient parsing), so neither `rbedit --help` nor
+# completion imports numpy, PIL or torch.
 
 
-def _format(value: str) -> str:
+def _format(ctx: typer.Context, value: str) -> str:
+    if ctx.resilient_parsing:
+        return value
     from rbedit.imageio import WRITE_FORMATS
 
     fmt = value.lower().lstrip(".")
@@ -34,7 +39,9 @@ def _format(value: str) -> str:
     return fmt
 
 
-def _landmarks(value: str) -> str:
+def _landmarks(ctx: typer.Context, value: str) -> str:
+    if ctx.resilient_parsing:
+        return value
     from rbedit.prepare import LANDMARK_BACKENDS
 
     if value not in LANDMARK_BACKENDS:
@@ -42,7 +49,9 @@ def _landmarks(value: str) -> str:
     return value
 
 
-def _face(value: str) -> str:
+def _face(ctx: typer.Context, value: str) -> str:
+    if ctx.resilient_parsing:
+        return value
     from rbedit.prepare import FACE_CHOICE
 
     if not FACE_CHOICE.match(value):
