@@ -110,3 +110,12 @@ def test_targets_pass_and_fail():
     report["data"][0]["judge"]["real"]["styled"]["digit_accuracy"] = 0.97
     results = [t["status"] for t in check_targets(report)]
     assert results == ["PASS", "FAIL", "PASS", "PASS", "PASS", "FAIL"]
+
+
+def test_unfinished_run_is_a_clear_error(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text("{}")
+    (run / "metrics.jsonl").write_text("")
+    with pytest.raises(ValueError, match="without release"):
+        resolve_entry(str(run))

@@ -110,6 +110,9 @@ def resolve_entry(
 
     path = Path(name).expanduser()
     run_dir = path if (path / RELEASE_DIR / "config.json").is_file() else None
+    if run_dir is None and ((path / "metrics.jsonl").is_file() or (path / "state.pt").is_file()):
+        raise ValueError(f"{name}: a run folder without {RELEASE_DIR}/ (training not finished?); "
+                         "finish it with python -m train.fit --resume")
     folder = run_dir / RELEASE_DIR if run_dir else resolve_model(name).folder
     config = load_config(folder)
     if config.domain != "digits":
