@@ -36,7 +36,8 @@ def images():
 def fake_data(monkeypatch, images):
     import train.data.sets
 
-    monkeypatch.setattr(train.data.sets, "training_sets", lambda cfg: images)
+    data = train.data.sets.TrainingData(unlabelled=images[0], reference=images[1])
+    monkeypatch.setattr(train.data.sets, "training_sets", lambda cfg: data)
     return images
 
 
@@ -157,3 +158,14 @@ def test_fit_cli_end_to_end(tmp_path):
     assert resolved["channels"] == [4, 8] and resolved["steps"] == 2
     bad = subprocess.run([*cmd[:3], "--objective", "nope"], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "objective must be one of" in bad.stderr
+
+
+def test_faces_synth_preset_trains_a_few_steps(tmp_path):
+    cfg = preset("faces-synth", image_size=8, channels=(4, 8), disc_channels=(4, 4), disc_hidden=8, z_dim=3,
+                 e_dim=2, batch_size=4, steps=2, synth_count=16, release_dtype="float32", device="cpu",
+                 run_dir=str(tmp_path / "faces"))
+    run = train(cfg, progress=False)
+    from rbedit.checkpoint import load_checkpoint
+
+    model = load_checkpoint(run / "release")
+    assert model.config.domain == "faces" and len(model.config.template) == 68

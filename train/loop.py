@@ -36,13 +36,14 @@ def requires_grad(module: torch.nn.Module, flag: bool) -> None:
         p.requires_grad_(flag)
 
 
-def model_config(cfg: TrainConfig) -> ModelConfig:
+def model_config(cfg: TrainConfig, template: np.ndarray | None = None) -> ModelConfig:
     return ModelConfig(
         domain=cfg.domain,
         image_size=cfg.image_size,
         z_dim=cfg.z_dim,
         e_dim=cfg.e_dim,
         channels=cfg.channels,
+        template=None if template is None else tuple(map(tuple, np.asarray(template, float).tolist())),
         extra={
             "objective": cfg.objective,
             "preset": cfg.preset,
@@ -55,12 +56,14 @@ def model_config(cfg: TrainConfig) -> ModelConfig:
 class Trainer:
     """Holds the networks, optimisers and data of one run; `step()` is one SGD step."""
 
-    def __init__(self, cfg: TrainConfig, *, unlabelled: np.ndarray, reference: np.ndarray) -> None:
+    def __init__(
+        self, cfg: TrainConfig, *, unlabelled: np.ndarray, reference: np.ndarray, template: np.ndarray | None = None
+    ) -> None:
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         torch.manual_seed(cfg.seed)
         # channels_last: about a quarter faster for these convolutions on CPU.
-        self.model = RbVAE(model_config(cfg)).to(self.device, memory_format=torch.channels_last)
+        self.model = RbVAE(model_config(cfg, template)).to(self.device, memory_format=torch.channels_last)
         self.modules: dict[str, torch.nn.Module] = {"model": self.model}
         adam = dict(lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
         self.optimizers = {"model": torch.optim.Adam(self.model.parameters(), **adam)}
@@ -183,8 +186,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose --run-dir")
     (run_dir / "config.json").write_text(cfg.to_json())
 
-    unlabelled, reference = training_sets(cfg)
-    trainer = Trainer(cfg, unlabelled=unlabelled, reference=reference)
+    data = training_sets(cfg)
+    trainer = Trainer(cfg, unlabelled=data.unlabelled, reference=data.reference, template=data.template)
     if resume:
         trainer.load(run_dir)
     (run_dir / "samples").mkdir(exist_ok=True)

@@ -27,6 +27,9 @@ FACTOR_NAMES = ("R", "G", "B", "scale", "width")
 REFERENCE_FACTORS = np.array([1 / 3, 1 / 3, 1 / 3, 1.0, 0.1], dtype=np.float32)
 MAX_WIDTH = 10
 SCALE_RANGE = (0.5, 1.0)
+SQUARE = np.ones((3, 3), dtype=bool)
+OUTLINE_OUTSIDE = 2  # outline pixels outside the digit's mask, at 64×64
+OUTLINE_INSIDE = 1  # and inside it
 
 
 @dataclass
@@ -46,8 +49,12 @@ def edge_digit(digit28: np.ndarray) -> np.ndarray:
     """(28, 28) uint8 MNIST digit → (64, 64) float32 in {0, 1}: its edges, full size."""
     big = Image.fromarray(digit28).resize((PROTOCOL_SIZE, PROTOCOL_SIZE), Image.BILINEAR)
     mask = np.asarray(big) >= 128
-    # Morphological gradient: dilation minus erosion leaves a thin outline.
-    outline = ndimage.binary_dilation(mask) & ~ndimage.binary_erosion(mask)
+    # Morphological gradient (dilation minus erosion) leaves a thin outline:
+    # OUTLINE_OUTSIDE + OUTLINE_INSIDE = 3 px at 64, so it survives the area
+    # downsampling to a 32×32 model as a line rather than a faint dotted trace.
+    outline = ndimage.binary_dilation(mask, SQUARE, iterations=OUTLINE_OUTSIDE) & ~ndimage.binary_erosion(
+        mask, SQUARE, iterations=OUTLINE_INSIDE
+    )
     return outline.astype(np.float32)
 
 
