@@ -56,3 +56,13 @@ def test_judge_cache_is_reused_and_keyed(tmp_path):
     _, other = load_or_train_judge(_tiny(seed=3), digits, labels, np.arange(10), cache_dir=tmp_path)
     assert not other["cached"]
     assert len(list(tmp_path.iterdir())) == 2
+
+
+def test_judge_cache_sees_a_changed_protocol(tmp_path):
+    torch.set_num_threads(1)
+    digits, labels, _ = _digits()
+    load_or_train_judge(_tiny(), digits, labels, np.arange(10), cache_dir=tmp_path)
+    changed = digits.copy()
+    changed[:, 2:4, 2:4] = 255  # the rendered training images differ: a stale judge must not be reused
+    _, info = load_or_train_judge(_tiny(), changed, labels, np.arange(10), cache_dir=tmp_path)
+    assert not info["cached"]

@@ -400,7 +400,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         err.print(f"error: {error}", markup=False, highlight=False)
         return 1
-    print_report(report, Console())
+    out = Console()
+    # Piped or logged output would wrap the wide tables at rich's default of 80 columns.
+    print_report(report, out if out.is_terminal else Console(width=160))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n")

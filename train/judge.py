@@ -188,6 +188,21 @@ def train_judge(
     return judge, info
 
 
+def data_fingerprint(digits: np.ndarray, labels: np.ndarray, fit_sources: np.ndarray, image_size: int) -> str:
+    """A short hash of a few rendered training images: changes whenever the digit protocol does.
+
+    The cache key must see changes to train/data/digits.py (outline width, style
+    draws, downsampling), or a stale judge would score a different protocol.
+    """
+    few = np.asarray(fit_sources)[:8]
+    styled = make_unlabelled(digits, labels, few, image_size, copies=2, seed=0)
+    reference = make_reference(digits, labels, few, image_size)
+    h = hashlib.sha256()
+    for array in (styled.images, styled.factors, reference.images, reference.factors, labels[few]):
+        h.update(np.ascontiguousarray(array).tobytes())
+    return h.hexdigest()[:10]
+
+
 def load_or_train_judge(
     config: JudgeConfig,
     digits: np.ndarray,
@@ -198,11 +213,13 @@ def load_or_train_judge(
     device: str | torch.device = "cpu",
     log: Callable[[str], None] = lambda message: None,
 ) -> tuple[Judge, dict]:
-    """Reuse the cached judge for `config` if there is one, else train it and cache it."""
-    folder = Path(cache_dir) / config.key() if cache_dir is not None else None
+    """Reuse the cached judge for `config` and these digits if there is one, else train it and cache it."""
+    fingerprint = data_fingerprint(digits, labels, fit_sources, config.image_size)
+    folder = Path(cache_dir) / f"{config.key()}-{fingerprint}" if cache_dir is not None else None
     if folder is not None and (folder / WEIGHTS_NAME).is_file() and (folder / INFO_NAME).is_file():
         info = json.loads((folder / INFO_NAME).read_text())
-        if info.get("config") == json.loads(json.dumps(dataclasses.asdict(config))):
+        same = info.get("config") == json.loads(json.dumps(dataclasses.asdict(config)))
+        if same and info.get("data_fingerprint") == fingerprint:
             judge = Judge(config.image_size, width=config.width)
             judge.load_state_dict(load_file(str(folder / WEIGHTS_NAME)), strict=True)
             log(f"judge: reusing {folder}")
@@ -210,6 +227,7 @@ def load_or_train_judge(
     count = min(len(fit_sources), config.max_sources or len(fit_sources))
     log(f"judge: training on {count} probe-fit digits at {config.image_size}×{config.image_size}")
     judge, info = train_judge(config, digits, labels, fit_sources, device=device, log=log)
+    info["data_fingerprint"] = fingerprint
     if folder is not None:
         folder.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu().contiguous() for k, v in judge.state_dict().items()}
