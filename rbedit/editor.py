@@ -79,8 +79,7 @@ class Editor:
         ref = self.source.ref if self.source else "model"
         return f"Editor({ref!r}, domain={self.config.domain!r}, size={self.config.image_size}, device={self.device})"
 
-    # ------------------------------------------------------------------ tensors
-    # Model-range tensors (B, 3, S, S) in [-1, 1]; batches are split by batch_size.
+    # Tensor methods take prepared model inputs (B, 3, S, S) in [-1, 1], split by batch_size.
 
     @staticmethod
     def to_model(images: np.ndarray) -> torch.Tensor:
@@ -158,7 +157,7 @@ class Editor:
             ]
         return torch.cat(parts)
 
-    # ------------------------------------------------------------------ images
+    # Image methods take raw pictures and return the kind they were given.
 
     def prepare(self, image: ImageLike) -> np.ndarray:
         """What the model sees for a raw picture: (S, S, 3) uint8 (faces: the selected face's crop)."""
@@ -201,8 +200,6 @@ class Editor:
         kind = batch.kinds[0]
         many = _Batch(out, False, [kind] * n, batch.alphas * n, batch.tensor_device, batch.tensor_in, kind == "array")
         return many.restore(out)
-
-    # ------------------------------------------------------------------ inputs
 
     def _inputs(self, images: ImageLike | Sequence[ImageLike]) -> "_Batch":
         size = self.config.image_size

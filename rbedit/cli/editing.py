@@ -5,7 +5,8 @@ Imported only inside command bodies (it pulls in torch through the editor).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,25 @@ def plan_or_exit(inputs: list[Path], output: Path, fmt: str, *, allow_file_outpu
     if result.single_file_output and output.exists() and batch.file_key(output) in result.protected:
         raise typer.BadParameter(f"-o {output} is the input file; write somewhere else")
     return result
+
+
+# Runs this small use one CPU thread: splitting a few small images over cores
+# gains little, and costs a lot when the cores are busy with other work.
+SMALL_RUN_IMAGES = 16
+
+
+@contextmanager
+def cpu_threads_for(images: int) -> Iterator[None]:
+    """One torch CPU thread while editing fewer than SMALL_RUN_IMAGES images (restored after)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    if images < SMALL_RUN_IMAGES:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def load_editor(common: Common) -> Editor:
@@ -94,6 +114,11 @@ def run_image_command(
     operation: Callable[[Editor], Callable],
 ) -> None:
     """Load the model, edit every planned input with operation(editor)(x) → y, write, report; exit 1 if any failed."""
+    with cpu_threads_for(len(work.jobs)):
+        _run_image_command(name, work, common, operation=operation)
+
+
+def _run_image_command(name: str, work: batch.Plan, common: Common, *, operation: Callable[[Editor], Callable]) -> None:
     editor = load_editor(common)
     rows = min(common.batch_size, len(work.jobs))
 

@@ -45,7 +45,7 @@ def sample(
     """
     import secrets
 
-    from rbedit.cli.editing import Common, console, execute, load_editor, plan_or_exit, prepare_file
+    from rbedit.cli.editing import Common, console, cpu_threads_for, execute, load_editor, plan_or_exit, prepare_file
     from rbedit.imageio import WRITE_FORMATS
 
     common = Common(model, device, batch_size, fmt, overwrite, report, size, landmarks, face, crop)
@@ -95,7 +95,8 @@ def sample(
             written.append(write_image(path, rgb, alpha, protected=work.protected))
         return written
 
-    execute("sample", work, common, load=lambda job: prepare_file(job.input, editor), edit=edit, save=save)
+    with cpu_threads_for(len(work.jobs) * n):
+        execute("sample", work, common, load=lambda job: prepare_file(job.input, editor), edit=edit, save=save)
 
 
 def _derived_seed(base: int, name: str) -> int:
