@@ -208,19 +208,29 @@ def _escape(text: str) -> str:
 FILE_ERRORS = (ImageError, ValueError, RuntimeError, OSError)
 
 
-def chunks(jobs: Iterable[Job], *, overwrite: bool, batch_size: int, reporter: Reporter) -> Iterator[list[Job]]:
-    """Jobs whose outputs are still missing, a batch at a time; existing outputs are reported skipped."""
-    chunk: list[Job] = []
+def pending(jobs: Iterable[Job], *, overwrite: bool, reporter: Reporter) -> Iterator[Job]:
+    """Jobs whose outputs are still missing; existing outputs are reported skipped."""
     for job in jobs:
         if job.output is not None and not overwrite and job.output.exists():
             reporter.record(Outcome(job.input, "skipped", [job.output]))
-            continue
-        chunk.append(job)
-        if len(chunk) == batch_size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+        else:
+            yield job
+
+
+def _load_some(jobs: list[Job], load: Callable[[Job], list]) -> tuple[list, list[Outcome], list[Job]]:
+    """Load jobs in order until MAX_CHUNK_BYTES of pictures: (loaded, failures, jobs left for later)."""
+    loaded, failures, nbytes = [], [], 0
+    for k, job in enumerate(jobs):
+        if nbytes > MAX_CHUNK_BYTES:  # big photos: edit what we have before reading more
+            return loaded, failures, jobs[k:]
+        try:
+            items = load(job)
+        except FILE_ERRORS as err:
+            failures.append(Outcome(job.input, "failed", error=_one_line(err, job.input)))
+        else:
+            loaded.append((job, items))
+            nbytes += sum(i.picture.rgb.nbytes for i in items if getattr(i, "picture", None) is not None)
+    return loaded, failures, []
 
 
 def run(
@@ -238,41 +248,48 @@ def run(
     load(job) → prepared items of that file; edit(items) → one result per item;
     save(job, items, results) → paths written. Bad files (errors from load or
     save) are reported and skipped; errors from edit (the model) stop the run.
+    Three stages overlap: the next chunk is read and prepared in one
+    background thread and the previous chunk written in another while the
+    model edits the current one, so at most three chunks are in memory.
     """
-    for chunk in chunks(jobs, overwrite=overwrite, batch_size=batch_size, reporter=reporter):
-        loaded: list[tuple[Job, list]] = []
-        nbytes = 0
-        pending = list(chunk)
-        while pending:
-            job = pending.pop(0)
-            try:
-                items = load(job)
-            except FILE_ERRORS as err:
-                reporter.record(Outcome(job.input, "failed", error=_one_line(err, job.input)))
-            else:
-                loaded.append((job, items))
-                nbytes += sum(i.picture.rgb.nbytes for i in items if getattr(i, "picture", None) is not None)
-            if nbytes > MAX_CHUNK_BYTES and pending:  # big photos: edit what we have before reading more
-                _edit_and_save(loaded, edit, save, reporter)
-                loaded, nbytes = [], 0
-        _edit_and_save(loaded, edit, save, reporter)
+    from concurrent.futures import ThreadPoolExecutor
+    from itertools import islice
+
+    todo = pending(jobs, overwrite=overwrite, reporter=reporter)
+    with ThreadPoolExecutor(1, thread_name_prefix="rbedit-read") as reader, ThreadPoolExecutor(
+        1, thread_name_prefix="rbedit-write"
+    ) as writer:
+        reading = reader.submit(_load_some, list(islice(todo, batch_size)), load)
+        writing = None
+        while reading is not None:
+            loaded, failures, rest = reading.result()
+            for outcome in failures:
+                reporter.record(outcome)
+            following = rest + list(islice(todo, batch_size - len(rest)))
+            reading = reader.submit(_load_some, following, load) if following else None
+            results = edit([item for _, items in loaded for item in items]) if loaded else []
+            if writing is not None:
+                for outcome in writing.result():
+                    reporter.record(outcome)
+            writing = writer.submit(_save_all, loaded, results, save)
+        if writing is not None:
+            for outcome in writing.result():
+                reporter.record(outcome)
 
 
-def _edit_and_save(loaded, edit, save, reporter: Reporter) -> None:
-    if not loaded:
-        return
-    flat = [item for _, items in loaded for item in items]
-    results = edit(flat)
-    k = 0
+def _save_all(loaded: list, results: list, save: Callable[[Job, list, list], list[Path]]) -> list[Outcome]:
+    """Save each job's share of the results; bad files become failed outcomes."""
+    outcomes, k = [], 0
     for job, items in loaded:
         mine = results[k : k + len(items)]
         k += len(items)
         try:
             written = save(job, items, mine)
         except FILE_ERRORS as err:
-            reporter.record(Outcome(job.input, "failed", error=_one_line(err, job.input)))
+            outcomes.append(Outcome(job.input, "failed", error=_one_line(err, job.input)))
         else:
-            reporter.record(Outcome(job.input, "done", written))
+            outcomes.append(Outcome(job.input, "done", written))
+    return outcomes
 
 
 def _one_line(err: BaseException, path: Path) -> str:
