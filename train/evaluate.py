@@ -356,6 +356,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from train.evaluate_faces import dispatch as faces_synth_dispatch
+
+    if (code := faces_synth_dispatch(argv)) is not None:  # faces-synth checkpoints: train/evaluate_faces.py
+        return code
     args = build_parser().parse_args(argv)
     if not args.models and not args.compare:
         build_parser().error("name at least one run or checkpoint, or pass --compare")

@@ -58,9 +58,15 @@ class JudgeConfig:
 
 
 class Judge(nn.Module):
-    """Image (B, 3, S, S) in [-1, 1] → factors (B, 5) in (0, 1) and digit logits (B, 10)."""
+    """Image (B, 3, S, S) in [-1, 1] → factors (B, F) in (0, 1) and class logits (B, C).
 
-    def __init__(self, image_size: int, *, width: int = 24) -> None:
+    Digits: F = 5 style factors, C = 10 digits. Other protocols (faces-synth)
+    regress their own factors, rescaled to [0, 1], with no classes (C = 0).
+    """
+
+    def __init__(
+        self, image_size: int, *, width: int = 24, factors: int = len(FACTOR_NAMES), classes: int = NUM_CLASSES
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = [nn.Conv2d(3, width, 3, padding=1), nn.LeakyReLU(LEAKY_SLOPE)]
         c, size = width, image_size
@@ -75,13 +81,14 @@ class Judge(nn.Module):
             c, size = c_out, size // 2
         self.trunk = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(4), nn.Flatten())
         self.hidden = nn.Sequential(nn.Linear(c * 16, 128), nn.LeakyReLU(LEAKY_SLOPE))
-        self.factor_head = nn.Linear(128, len(FACTOR_NAMES))
-        self.digit_head = nn.Linear(128, NUM_CLASSES)
+        self.factor_head = nn.Linear(128, factors)
+        self.digit_head = nn.Linear(128, classes) if classes else None
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.hidden(self.trunk(x))
+        logits = self.digit_head(h) if self.digit_head is not None else h[:, :0]  # (B, 0): no classes
         # Every factor lives in [0, 1]: a sigmoid keeps readings in range.
-        return torch.sigmoid(self.factor_head(h)), self.digit_head(h)
+        return torch.sigmoid(self.factor_head(h)), logits
 
 
 @dataclass
