@@ -98,7 +98,6 @@ def plan(
     out: str | os.PathLike,
     *,
     fmt: str = "png",
-    allow_file_output: bool = True,
 ) -> Plan:
     """Map inputs onto outputs under `out` (or onto the file `out` for a single input file)."""
     out = Path(out)
@@ -111,7 +110,7 @@ def plan(
         raise PlanError("no input images found (folders are searched for " + ", ".join(sorted(IMAGE_EXTENSIONS)) + ")")
     protected = {k for f, _ in found if (k := file_key(f)) is not None}
     if file_output:
-        if not allow_file_output or len(found) != 1 or Path(inputs[0]).is_dir():
+        if len(found) != 1 or Path(inputs[0]).is_dir():
             raise PlanError(f"-o {out} names an image file but there are {len(found)} inputs; give a folder")
         return Plan([Job(found[0][0], found[0][1], out)], protected, single_file_output=True)
     by_output: dict[PurePosixPath, list[int]] = {}

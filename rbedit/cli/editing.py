@@ -38,10 +38,10 @@ class Common:
     crop: bool | None = None
 
 
-def plan_or_exit(inputs: list[Path], output: Path, fmt: str, *, allow_file_output: bool = True) -> batch.Plan:
+def plan_or_exit(inputs: list[Path], output: Path, fmt: str) -> batch.Plan:
     """Plan the outputs; a plan that cannot work is a usage error (exit 2)."""
     try:
-        result = batch.plan(inputs, output, fmt=fmt, allow_file_output=allow_file_output)
+        result = batch.plan(inputs, output, fmt=fmt)
     except batch.PlanError as err:
         raise typer.BadParameter(str(err)) from None
     if result.single_file_output and output.exists() and batch.file_key(output) in result.protected:
