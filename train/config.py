@@ -85,6 +85,9 @@ DIGITS_DEPARTURES = {
     "digits, 10 styled copies each) unless --mnist-dir points at the full MNIST",
     "outline": "reference outlines 3 px wide at 64×64 (a 2-px gradient vanished into "
     "faint traces at 32×32, and L1 then learned to draw black)",
+    "adversarial_weight": "100: with L1 summed over pixels and weighted 1/λ, the Eq. 8 terms are "
+    "~1e-4 of the loss at weight 1 and the discriminators win outright; at 100 they shape the "
+    "marginals (sampled styles spread 0.14 vs 0.02, judged; GPU sweep at 2,000 steps)",
     "swap_weight": "rbedit extension, not in the paper: a swap cycle on real images "
     "(G(z of a reference, e of an unlabelled image) re-encodes to those z and e) makes z "
     "ignore style; the paper's objective is swap_weight=0",
@@ -93,7 +96,8 @@ DIGITS_DEPARTURES = {
 PRESETS: dict[str, dict] = {
     # The shipped digits checkpoint: a CPU hour at 32×32.
     "digits": dict(
-        steps=4000, lr=5e-4, swap_weight=1.0, channels=(8, 16, 32, 64), disc_channels=(8, 16, 32, 32),
+        steps=4000, lr=5e-4, swap_weight=1.0, adversarial_weight=100.0,
+        channels=(8, 16, 32, 64), disc_channels=(8, 16, 32, 32),
         departures=DIGITS_DEPARTURES,
     ),
     # The paper's scale, for a GPU: 64×64, wider networks, lr 1e-4, 30 epochs of 60k.
