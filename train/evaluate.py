@@ -17,7 +17,6 @@ import argparse
 import dataclasses
 import functools
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -27,12 +26,18 @@ from typing import Callable
 import numpy as np
 
 from train.data.digits import FACTOR_NAMES, DigitSet, load_source_digits, make_reference, make_unlabelled, split_sources
+from train.evaluated_models import RELEASE_DIR, evaluate_checkpoints, locate_checkpoint
+from train.evaluation_cli import (
+    DEFAULT_CACHE,
+    add_cache_and_device_options,
+    evaluation_parser,
+    judge_override,
+    run_evaluation_command,
+)
 
 EVALUATE_VERSION = 1
 OBJECTIVES = ("srbvae", "rbvae", "vae", "betavae")
 REFERENCE_BASED = ("srbvae", "rbvae")
-RELEASE_DIR = "release"
-DEFAULT_CACHE = "cache"  # judge weights go to cache/judges/<key>/ (git-ignored)
 
 # Fixed sub-seeds of the data seed, one per random choice the evaluation makes.
 _STREAMS = {
@@ -106,14 +111,8 @@ def resolve_entry(
     does not record them (ModelConfig.extra).
     """
     from rbedit.checkpoint import load_config
-    from rbedit.hub import resolve_model
 
-    path = Path(name).expanduser()
-    run_dir = path if (path / RELEASE_DIR / "config.json").is_file() else None
-    if run_dir is None and ((path / "metrics.jsonl").is_file() or (path / "state.pt").is_file()):
-        raise ValueError(f"{name}: a run folder without {RELEASE_DIR}/ (training not finished?); "
-                         "finish it with python -m train.fit --resume")
-    folder = run_dir / RELEASE_DIR if run_dir else resolve_model(name).folder
+    folder, run_dir = locate_checkpoint(name)
     config = load_config(folder)
     if config.domain != "digits":
         raise ValueError(f"{name}: train.evaluate measures digits models; this one is {config.domain!r}")
@@ -221,28 +220,17 @@ def run_evaluation(
     log: Callable[[str], None] = lambda m: None,
 ) -> dict:
     """Evaluate every entry (held-out data and judge built once per DataKey); returns the report."""
-    from rbedit.checkpoint import load_checkpoint
-    from rbedit.devices import resolve_device
     from train.targets import check_targets
 
     started = time.perf_counter()
-    dev = resolve_device(device)
-    prepared: dict[DataKey, EvalData] = {}
-    models = []
-    for entry in entries:
-        if entry.data not in prepared:
-            prepared[entry.data] = prepare_data(entry.data, budget, cache_dir=cache_dir, device=dev, log=log)
-        log(f"evaluating {entry.name} ({entry.objective})")
-        model = load_checkpoint(entry.folder, device=dev)
-        result = evaluate_model(model, entry.objective, prepared[entry.data], budget)
-        models.append({
-            "name": entry.name,
-            "folder": str(entry.folder),
-            "objective": entry.objective,
-            "steps": entry.steps,
-            "data": dataclasses.asdict(entry.data),
-            **result,
-        })
+    evaluated = evaluate_checkpoints(
+        entries,
+        prepare=lambda key, dev: prepare_data(key, budget, cache_dir=cache_dir, device=dev, log=log),
+        evaluate=lambda model, objective, data: evaluate_model(model, objective, data, budget),
+        describe_data=dataclasses.asdict,
+        device=device,
+        log=log,
+    )
     data = [
         {
             **dataclasses.asdict(d.key),
@@ -250,14 +238,14 @@ def run_evaluation(
             "probe_eval_images": len(d.probe_eval),
             "judge": {**d.judge_info, "real": d.judge_real},
         }
-        for d in prepared.values()
+        for d in evaluated.data
     ]
     report = {
         "evaluate_version": EVALUATE_VERSION,
         "budget": dataclasses.asdict(budget),
-        "device": str(dev),
+        "device": str(evaluated.device),
         "data": data,
-        "models": models,
+        "models": evaluated.models,
     }
     report["targets"] = check_targets(report)
     report["seconds"] = round(time.perf_counter() - started, 1)
@@ -286,11 +274,7 @@ def _judge_override(text: str) -> tuple[str, object]:
     """KEY=VALUE for a JudgeConfig training field (not the data fields, which the model fixes)."""
     from train.judge import JudgeConfig
 
-    key, _, value = text.partition("=")
-    allowed = {f.name for f in dataclasses.fields(JudgeConfig)} - {"image_size", "data_seed", "mnist_dir"}
-    if key not in allowed or not value:
-        raise argparse.ArgumentTypeError(f"--judge needs KEY=VALUE with KEY one of {', '.join(sorted(allowed))}")
-    return key, json.loads(value)
+    return judge_override(text, JudgeConfig, data_fields={"image_size", "data_seed", "mnist_dir"})
 
 
 def train_comparison(
@@ -323,12 +307,11 @@ def train_comparison(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m train.evaluate",
+    parser = evaluation_parser(
         description="Table 1 probe, transfer fidelity and reference decoding for digits models (DESIGN §3).",
+        models_nargs="*",
+        models_help="run folders (with release/), checkpoint folders, embedded names or Hub ids",
     )
-    parser.add_argument("models", nargs="*", help="run folders (with release/), checkpoint folders, embedded names or Hub ids")
-    parser.add_argument("--json", type=Path, help="write the full report here")
     parser.add_argument("--compare", action="store_true", help="first train srbvae, rbvae, vae and betavae, then evaluate all four")
     parser.add_argument("--steps", type=int, default=300, help="--compare: training steps per objective (default 300)")
     parser.add_argument("--runs-dir", type=Path, default=Path("runs/compare"), help="--compare: where the four runs go")
@@ -342,9 +325,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-sources", type=int, help="use at most this many source digits per probe fold (quick runs)")
     parser.add_argument("--judge", dest="judge_overrides", action="append", default=[], type=_judge_override,
                         metavar="KEY=VALUE", help="judge training option (repeatable), e.g. --judge epochs=4")
-    parser.add_argument("--cache-dir", default=DEFAULT_CACHE, help="judge weights are cached under CACHE_DIR/judges")
-    parser.add_argument("--device", default="cpu", help="auto | cpu | cuda[:N] (default cpu)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    add_cache_and_device_options(parser)
     parser.add_argument("--objective", choices=OBJECTIVES, help="only for checkpoints that do not record it")
     parser.add_argument("--data-seed", type=int, help="only for checkpoints that do not record it")
     parser.add_argument("--mnist-dir", help="only for checkpoints that do not record it")
@@ -363,27 +344,18 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if not args.models and not args.compare:
         build_parser().error("name at least one run or checkpoint, or pass --compare")
-    from rich.console import Console
-
     from train.evaluation_tables import print_report, write_cards
 
-    err = Console(stderr=True)
+    entries: list[ModelEntry] = []  # resolved by evaluate, read again for the model cards
 
-    def log(message: str) -> None:
-        err.print(f"[dim]{message}[/dim]")
-
-    try:
-        import torch
-
-        if args.threads:
-            torch.set_num_threads(args.threads)
+    def evaluate(log: Callable[[str], None]) -> dict:
         names = list(args.models)
         if args.compare:
             runs = train_comparison(args.steps, args.runs_dir, dict(args.overrides), progress=not args.no_progress, log=log)
             names += [str(r) for r in runs]
-        entries = [
+        entries.extend(
             resolve_entry(n, objective=args.objective, data_seed=args.data_seed, mnist_dir=args.mnist_dir) for n in names
-        ]
+        )
         budget = EvalBudget(
             probe_images=args.probe_images,
             pairs=args.pairs,
@@ -396,26 +368,14 @@ def main(argv: list[str] | None = None) -> int:
         report = run_evaluation(entries, budget, cache_dir=args.cache_dir, device=args.device, log=log)
         if args.compare:
             report["compare"] = {"steps": args.steps, "runs_dir": str(args.runs_dir), "overrides": dict(args.overrides)}
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        return 130
-    except (ValueError, FileNotFoundError, FileExistsError, RuntimeError, OSError) as error:
-        if os.environ.get("RBEDIT_DEBUG"):
-            raise
-        err.print(f"error: {error}", markup=False, highlight=False)
-        return 1
-    out = Console()
-    # Piped or logged output would wrap the wide tables at rich's default of 80 columns.
-    print_report(report, out if out.is_terminal else Console(width=160))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        log(f"report written to {args.json}")
-    if args.write_card:
-        for path in write_cards(report, entries):
-            log(f"model card updated: {path}")
-    failed = any(t["status"] == "FAIL" for t in report["targets"])
-    return 1 if args.strict and failed else 0
+        return report
+
+    def write_model_cards(report: dict, log: Callable[[str], None]) -> None:
+        if args.write_card:
+            for path in write_cards(report, entries):
+                log(f"model card updated: {path}")
+
+    return run_evaluation_command(args, evaluate, print_report, after_report=write_model_cards)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -30,6 +28,14 @@ from typing import Callable
 import numpy as np
 
 from train.data.faces_synth import ALIGNED_IDENTITY_FACTORS, EXPRESSION_FACTORS, SynthFaces, aligned_faces, synth_template
+from train.evaluated_models import RELEASE_DIR, evaluate_checkpoints, locate_checkpoint
+from train.evaluation_cli import (
+    DEFAULT_CACHE,
+    add_cache_and_device_options,
+    evaluation_parser,
+    judge_override,
+    run_evaluation_command,
+)
 from train.faces_judge import (
     JUDGE_FACTORS,
     N_EXPRESSION,
@@ -45,8 +51,6 @@ from train.faces_judge import (
 
 EVALUATE_FACES_VERSION = 1
 PRESET = "faces-synth"
-RELEASE_DIR = "release"
-DEFAULT_CACHE = "cache"  # judge weights go to cache/judges/<key>/ (git-ignored), beside the digits judges
 REFERENCE_BASED = ("srbvae", "rbvae")
 
 # The floors of issue 4 ("Numbers").
@@ -155,15 +159,9 @@ def dispatch(argv: list[str] | None) -> int | None:
 def resolve_faces_entry(name: str, *, data_seed: int | None = None) -> FacesEntry:
     """A run folder (with release/), a checkpoint folder, an embedded name or a Hub id → FacesEntry."""
     from rbedit.checkpoint import load_config
-    from rbedit.hub import resolve_model
     from train.probe import FEATURES_BY_OBJECTIVE
 
-    path = Path(name).expanduser()
-    run_dir = path if (path / RELEASE_DIR / "config.json").is_file() else None
-    if run_dir is None and ((path / "metrics.jsonl").is_file() or (path / "state.pt").is_file()):
-        raise ValueError(f"{name}: a run folder without {RELEASE_DIR}/ (training not finished?); "
-                         "finish it with python -m train.fit --resume")
-    folder = run_dir / RELEASE_DIR if run_dir else resolve_model(name).folder
+    folder, run_dir = locate_checkpoint(name)
     config = load_config(folder)
     if not is_faces_synth(config):
         what = "a digits model" if config.domain == "digits" else f"a {config.domain} model not trained on {PRESET}"
@@ -348,27 +346,20 @@ def check_floors(report: dict) -> list[dict]:
 def run_faces_evaluation(entries: list[FacesEntry], budget: FacesBudget, *, cache_dir=DEFAULT_CACHE,
                          device: str = "cpu", log: Callable[[str], None] = lambda m: None) -> dict:
     """Evaluate every entry (faces and judge built once per FacesDataKey); returns the report."""
-    from rbedit.checkpoint import load_checkpoint
-    from rbedit.devices import resolve_device
-
     started = time.perf_counter()
-    dev = resolve_device(device)
-    prepared: dict[FacesDataKey, FacesData] = {}
-    models = []
-    for entry in entries:
-        if entry.data not in prepared:
-            prepared[entry.data] = prepare_faces_data(entry.data, budget, cache_dir=cache_dir, device=dev, log=log)
-        log(f"evaluating {entry.name} ({entry.objective})")
-        result = evaluate_faces_model(load_checkpoint(entry.folder, device=dev), entry.objective,
-                                      prepared[entry.data], budget)
-        models.append({"name": entry.name, "folder": str(entry.folder), "objective": entry.objective,
-                       "steps": entry.steps, "data": {"seed": entry.data.seed, "image_size": entry.data.image_size},
-                       **result})
+    evaluated = evaluate_checkpoints(
+        entries,
+        prepare=lambda key, dev: prepare_faces_data(key, budget, cache_dir=cache_dir, device=dev, log=log),
+        evaluate=lambda model, objective, data: evaluate_faces_model(model, objective, data, budget),
+        describe_data=lambda key: {"seed": key.seed, "image_size": key.image_size},
+        device=device,
+        log=log,
+    )
     data = [{"seed": d.key.seed, "image_size": d.key.image_size, "probe_fit_images": len(d.probe_fit),
              "probe_eval_images": len(d.probe_eval), "judge": {**d.judge_info, "real": d.judge_real}}
-            for d in prepared.values()]
+            for d in evaluated.data]
     report = {"evaluate_version": EVALUATE_FACES_VERSION, "protocol": PRESET, "budget": dataclasses.asdict(budget),
-              "device": str(dev), "data": data, "models": models}
+              "device": str(evaluated.device), "data": data, "models": evaluated.models}
     report["targets"] = check_floors(report)
     report["seconds"] = round(time.perf_counter() - started, 1)
     return report
@@ -439,28 +430,21 @@ def print_faces_report(report: dict, console) -> None:
 
 def _judge_override(text: str) -> tuple[str, object]:
     """KEY=VALUE for a FacesJudgeConfig training field (not the data fields, which the model fixes)."""
-    key, _, value = text.partition("=")
-    allowed = {f.name for f in dataclasses.fields(FacesJudgeConfig)} - {"image_size", "data_seed"}
-    if key not in allowed or not value:
-        raise argparse.ArgumentTypeError(f"--judge needs KEY=VALUE with KEY one of {', '.join(sorted(allowed))}")
-    return key, json.loads(value)
+    return judge_override(text, FacesJudgeConfig, data_fields={"image_size", "data_seed"})
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m train.evaluate",
+    parser = evaluation_parser(
         description="faces-synth models: expression probe (e vs z), judged transfer and identity (issue 4).",
+        models_nargs="+",
+        models_help="faces-synth run folders (with release/), checkpoint folders or Hub ids",
     )
-    parser.add_argument("models", nargs="+", help="faces-synth run folders (with release/), checkpoint folders or Hub ids")
-    parser.add_argument("--json", type=Path, help="write the full report here")
     parser.add_argument("--probe-images", type=int, default=FacesBudget.probe_images, help="faces per probe fold")
     parser.add_argument("--pairs", type=int, default=FacesBudget.pairs, help="transfer pairs")
     parser.add_argument("--reference-images", type=int, default=FacesBudget.reference_images)
     parser.add_argument("--judge", dest="judge_overrides", action="append", default=[], type=_judge_override,
                         metavar="KEY=VALUE", help="faces judge training option (repeatable), e.g. --judge epochs=4")
-    parser.add_argument("--cache-dir", default=DEFAULT_CACHE, help="judge weights are cached under CACHE_DIR/judges")
-    parser.add_argument("--device", default="cpu", help="auto | cpu | cuda[:N] (default cpu)")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    add_cache_and_device_options(parser)
     parser.add_argument("--data-seed", type=int, help="only for checkpoints that do not record it")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a floor fails")
     return parser
@@ -468,38 +452,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from rich.console import Console
 
-    err = Console(stderr=True)
-
-    def log(message: str) -> None:
-        err.print(f"[dim]{message}[/dim]")
-
-    try:
-        import torch
-
-        if args.threads:
-            torch.set_num_threads(args.threads)
+    def evaluate(log: Callable[[str], None]) -> dict:
         entries = [resolve_faces_entry(n, data_seed=args.data_seed) for n in args.models]
         budget = FacesBudget(probe_images=args.probe_images, pairs=args.pairs,
                              reference_images=args.reference_images, judge=dict(args.judge_overrides))
-        report = run_faces_evaluation(entries, budget, cache_dir=args.cache_dir, device=args.device, log=log)
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        return 130
-    except (ValueError, FileNotFoundError, RuntimeError, OSError) as error:
-        if os.environ.get("RBEDIT_DEBUG"):
-            raise
-        err.print(f"error: {error}", markup=False, highlight=False)
-        return 1
-    out = Console()
-    print_faces_report(report, out if out.is_terminal else Console(width=160))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=2) + "\n")
-        log(f"report written to {args.json}")
-    failed = any(t["status"] == "FAIL" for t in report["targets"])
-    return 1 if args.strict and failed else 0
+        return run_faces_evaluation(entries, budget, cache_dir=args.cache_dir, device=args.device, log=log)
+
+    return run_evaluation_command(args, evaluate, print_faces_report)
 
 
 if __name__ == "__main__":
