@@ -116,6 +116,18 @@ def test_resume_equals_uninterrupted(tmp_path, fake_data, objective):
             assert torch.equal(a[name][key], b[name][key]), f"{name}.{key} differs after resume"
 
 
+def test_fit_resume_keeps_the_runs_config(tmp_path, fake_data):
+    from train.fit import build_parser, config_from_args
+
+    run = tmp_path / "run"
+    train(tiny(run_dir=str(run), steps=2, lr=3e-3), progress=False)
+    args = build_parser().parse_args(["--resume", "--run-dir", str(run), "--threads", "1"])
+    cfg = config_from_args(args)
+    assert cfg.lr == 3e-3 and cfg.steps == 2 and cfg.threads == 1 and cfg.image_size == 8
+    with pytest.raises(ValueError, match="cannot change lr"):
+        config_from_args(build_parser().parse_args(["--resume", "--run-dir", str(run), "--lr", "1"]))
+
+
 def test_run_folder_contents(tmp_path, fake_data):
     run = train(tiny(run_dir=str(tmp_path / "run")), progress=False)
     assert json.loads((run / "config.json").read_text())["objective"] == "srbvae"

@@ -10,7 +10,7 @@ import argparse
 import dataclasses
 import os
 import sys
-import typing
+from pathlib import Path
 
 from train.config import PRESETS, TrainConfig, preset
 
@@ -46,14 +46,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What a resumed run may change: its length, where it runs and its bookkeeping.
+RESUMABLE_FIELDS = {"steps", "device", "threads", "save_every", "sample_every", "log_every", "push_to_hub"}
+
+
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The preset with the given overrides; with --resume, the run's own config.json instead."""
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     overrides = {
         name: _parse_value(fields[name], value) if isinstance(value, str) else value
         for name, value in vars(args).items()
         if name in fields and value is not None
     }
-    return preset(args.preset, **overrides)
+    if not args.resume:
+        return preset(args.preset, **overrides)
+    overrides.pop("preset")
+    run_dir = Path(overrides.pop("run_dir", None) or preset(args.preset).run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise ValueError(f"{run_dir}: no config.json to resume from")
+    fixed = sorted(set(overrides) - RESUMABLE_FIELDS)
+    if fixed:
+        raise ValueError(f"a resumed run keeps its config; cannot change {', '.join(fixed)}")
+    return dataclasses.replace(TrainConfig.from_json(config_path.read_text()), **overrides)
 
 
 def main(argv: list[str] | None = None) -> int:

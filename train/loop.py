@@ -6,8 +6,11 @@ samples/step_XXXXXX.png, release/ (the exported checkpoint).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -161,6 +164,22 @@ class Trainer:
                                      generators=self.generators)
 
 
+@contextlib.contextmanager
+def deferred_interrupt():
+    """Hold SIGINT until the block ends, then raise KeyboardInterrupt (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received = []
+    previous = signal.signal(signal.SIGINT, lambda *_: received.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
 def _grid_inputs(trainer: Trainer) -> tuple[torch.Tensor, torch.Tensor]:
     """Fixed images for the sample grids: the first unlabelled images as sources, references as targets."""
     n = GRID_COLUMNS
@@ -177,12 +196,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         torch.set_num_threads(cfg.threads)
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if resume:
-        saved = TrainConfig.from_json((run_dir / "config.json").read_text())
-        if saved.steps != cfg.steps:  # only the length may change on resume
-            saved.steps = cfg.steps
-        cfg = saved
-    elif (run_dir / STATE_NAME).exists():
+    if resume and not (run_dir / STATE_NAME).exists():
+        raise FileNotFoundError(f"{run_dir}: no {STATE_NAME} to resume from")
+    if not resume and (run_dir / STATE_NAME).exists():
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose --run-dir")
     (run_dir / "config.json").write_text(cfg.to_json())
 
@@ -202,7 +218,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
     ) as metrics:
         try:
             while trainer.step_count < cfg.steps:
-                logs = trainer.step()
+                with deferred_interrupt():  # Ctrl-C lands between steps, so the saved state is consistent
+                    logs = trainer.step()
                 step = trainer.step_count
                 bar.update(step, logs)
                 if step % cfg.log_every == 0 or step == cfg.steps:
