@@ -115,15 +115,14 @@ def train_faces_judge(
     import torch.nn.functional as F
 
     from rbedit.pixels import uint8_to_model
-    from train.judge import Judge
+    from train.judge import Judge, cosine_adam
 
     faces = _judge_faces(config, template)
     targets = torch.from_numpy(judge_targets(faces)).float()
     torch.manual_seed(config.seed)
     judge = Judge(config.image_size, width=config.width, factors=len(JUDGE_FACTORS), classes=0).to(device)
     total = max(1, -(-len(faces) // config.batch_size) * config.epochs)
-    optimiser = torch.optim.Adam(judge.parameters(), lr=config.lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 0.5 * (1 + np.cos(np.pi * min(s, total) / total)))
+    optimiser, schedule = cosine_adam(judge.parameters(), lr=config.lr, total=total)
     gen = torch.Generator().manual_seed(config.seed)
     start = time.perf_counter()
     judge.train()

@@ -138,6 +138,13 @@ def _shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tenso
     return torch.stack([padded[i, :, dy : dy + size, dx : dx + size] for i, (dy, dx) in enumerate(offsets.tolist())])
 
 
+
+def cosine_adam(params, *, lr: float, total: int):
+    """Adam with a cosine decay to zero over `total` steps: the judges' optimiser."""
+    optimiser = torch.optim.Adam(params, lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 0.5 * (1 + np.cos(np.pi * min(s, total) / total)))
+    return optimiser, schedule
+
 def train_judge(
     config: JudgeConfig,
     digits: np.ndarray,
@@ -159,8 +166,7 @@ def train_judge(
     reference = make_reference(digits, labels, sources, config.image_size)
     steps_per_epoch = -(-(len(sources) * (config.copies + 1)) // config.batch_size)
     total = max(1, steps_per_epoch * config.epochs)
-    optimiser = torch.optim.Adam(judge.parameters(), lr=config.lr)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 0.5 * (1 + np.cos(np.pi * min(s, total) / total)))
+    optimiser, schedule = cosine_adam(judge.parameters(), lr=config.lr, total=total)
     gen = torch.Generator().manual_seed(config.seed)
     start = time.perf_counter()
     judge.train()
