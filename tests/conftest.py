@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu", help="device for the model tests: cpu, cuda, cuda:N")
+
+
+def pytest_configure(config):
+    # Read by the tests through `device_under_test()`, also from plain helper functions.
+    os.environ["RBEDIT_TEST_DEVICE"] = config.getoption("--device")
+
+
+def device_under_test() -> str:
+    return os.environ.get("RBEDIT_TEST_DEVICE", "cpu")
+
 
 TINY = dict(image_size=8, channels=(4, 4), z_dim=2, e_dim=2)
 CARD = """# tiny test model

@@ -14,12 +14,12 @@ import rbedit
 from rbedit.devices import DeviceError, resolve_device
 from rbedit.prepare.digits import prepare_digit
 
-from conftest import digit_image
+from conftest import device_under_test, digit_image
 
 
 @pytest.fixture(scope="module")
 def editor(tiny_model):
-    return rbedit.load(str(tiny_model), device="cpu", batch_size=2)
+    return rbedit.load(str(tiny_model), device=device_under_test(), batch_size=2)
 
 
 def test_import_rbedit_is_light():
@@ -55,7 +55,7 @@ def test_transfer_semantics(editor):
     with torch.no_grad():
         expected = editor.model.decode(z_t, e_s)
     got = editor.transfer(x(src)[0], x(tgt)[0])
-    assert torch.allclose(got, expected[0], atol=1e-6)
+    assert torch.allclose(got.cpu(), expected[0].cpu(), atol=1e-6)
     # α = 0 is the reference (neutralize); α = 1 is the source's e.
     assert np.array_equal(editor.transfer(src, tgt, strength=0.0), editor.neutralize(tgt))
     half = editor.blend_e(e_s[0], 0.5)
@@ -67,7 +67,8 @@ def test_reconstruct_and_encode(editor):
     lat = editor.encode(arr)
     assert lat.z.shape == (2,) and lat.e.shape == (2,)
     with torch.no_grad():
-        expected = editor.model.decode(torch.from_numpy(lat.z)[None], torch.from_numpy(lat.e)[None])
+        latents = (torch.from_numpy(v)[None].to(editor.device) for v in (lat.z, lat.e))
+        expected = editor.model.decode(*latents)
     from rbedit.pixels import model_to_uint8
 
     assert np.array_equal(editor.reconstruct(arr), model_to_uint8(expected)[0])

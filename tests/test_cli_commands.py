@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import digit_image
+from conftest import device_under_test, digit_image
 
 
 def run_rbedit(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -70,11 +70,11 @@ def test_transfer_one_file(cli, tiny_model, tmp_path):
     Image.fromarray(digit_image(0)).save(tmp_path / "src.png")
     Image.fromarray(digit_image(1)).save(tmp_path / "tgt.png")
     out = tmp_path / "out.png"
-    result = cli("transfer", tmp_path / "src.png", tmp_path / "tgt.png", "-o", out, "--model", tiny_model, "--device", "cpu")
+    result = cli("transfer", tmp_path / "src.png", tmp_path / "tgt.png", "-o", out, "--model", tiny_model, "--device", device_under_test())
     assert result.exit_code == 0, result.output
     import rbedit
 
-    editor = rbedit.load(str(tiny_model), device="cpu")
+    editor = rbedit.load(str(tiny_model), device=device_under_test())
     expected = editor.transfer(tmp_path / "src.png", tmp_path / "tgt.png")
     assert np.array_equal(np.asarray(Image.open(out)), np.asarray(expected))
     half = tmp_path / "half.png"
@@ -108,7 +108,7 @@ def test_sample_grid_files_and_seed(cli, tiny_model, tmp_path):
     # The API with the same seed gives the same samples.
     import rbedit
 
-    api = rbedit.load(str(tiny_model), device="cpu").sample(tmp_path / "d.png", n=4, seed=7, temperature=0.5)
+    api = rbedit.load(str(tiny_model), device=device_under_test()).sample(tmp_path / "d.png", n=4, seed=7, temperature=0.5)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "many" / "d_3.png")), np.asarray(api[3]))
 
 

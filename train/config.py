@@ -40,7 +40,8 @@ class TrainConfig:
     beta: float = 4.0  # betavae: weight of the KL term
     adversarial_weight: float = 1.0  # weight of the Eq. 8 terms in the model loss
     latent_weight: float = 1.0  # weight of the Eq. 10 latent log-likelihood terms
-    swap_weight: float = 0.0  # rbedit extension: swap-cycle log-likelihood (see objectives.py)
+    swap_weight: float = 0.0  # rbedit extension: weight of the swap (and neutral) cycle log-likelihoods (see srbvae.py)
+    neutral_weight: float = 0.0  # rbedit extension: neutralised pairs G(z, e_r) against d_nu (see srbvae.py)
     min_logvar: float = -8.0  # clamp of posterior log-variances, keeps latent NLLs finite
     # --- optimisation ---
     steps: int = 4000  # model updates
@@ -123,8 +124,10 @@ PRESETS: dict[str, dict] = {
         {
             "data": "procedurally drawn faces with known factors (train/data/faces_synth.py)",
             "image_size": "32×32 crops so the preset trains within an hour on a 2-core CPU",
+            "channels": "(8, 16, 32, 64), discriminators (8, 16, 32, 32), as the digits preset: "
+            "6,000 steps in about 46 min on one CPU thread",
         },
-        domain="faces", image_size=32, steps=6000, lr=5e-4,
+        domain="faces", image_size=32, steps=6000, lr=5e-4, channels=(8, 16, 32, 64), disc_channels=(8, 16, 32, 32),
     ),
 }
 

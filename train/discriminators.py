@@ -1,4 +1,5 @@
-"""The density-ratio estimators of Eq. 7: d_xi(x, z, e) and d_gamma(x, z).
+"""The density-ratio estimators of Eq. 7: d_xi(x, z, e) and d_gamma(x, z),
+and rbedit's d_nu(x, z) for neutralised pairs (see train/srbvae.py).
 
 Same trunk as the encoders without normalisation; the latents join the image
 features before the fully connected head, and dropout (p = 0.25 in the paper,
@@ -35,9 +36,14 @@ class LatentDiscriminator(nn.Module):
         return self.head(joint).squeeze(1)
 
 
-def build_discriminators(config) -> tuple[LatentDiscriminator, LatentDiscriminator]:
-    """(d_xi over (x, z, e) for unlabelled pairs, d_gamma over (x, z) for reference pairs)."""
+def build_discriminators(config) -> dict[str, LatentDiscriminator]:
+    """d_xi over (x, z, e) for unlabelled pairs, d_gamma over (x, z) for reference pairs,
+    and d_nu over (x, z) for neutralised pairs when config.neutral_weight is set."""
     kwargs = dict(hidden=config.disc_hidden, dropout=config.disc_dropout)
-    d_xi = LatentDiscriminator(config.disc_channels, config.z_dim + config.e_dim, **kwargs)
-    d_gamma = LatentDiscriminator(config.disc_channels, config.z_dim, **kwargs)
-    return d_xi, d_gamma
+    discs = {
+        "d_xi": LatentDiscriminator(config.disc_channels, config.z_dim + config.e_dim, **kwargs),
+        "d_gamma": LatentDiscriminator(config.disc_channels, config.z_dim, **kwargs),
+    }
+    if config.neutral_weight:
+        discs["d_nu"] = LatentDiscriminator(config.disc_channels, config.z_dim, **kwargs)
+    return discs

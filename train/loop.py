@@ -71,11 +71,12 @@ class Trainer:
         adam = dict(lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
         self.optimizers = {"model": torch.optim.Adam(self.model.parameters(), **adam)}
         if cfg.objective == "srbvae":
-            self.d_xi, self.d_gamma = (
-                d.to(self.device, memory_format=torch.channels_last) for d in build_discriminators(cfg)
-            )
-            self.modules |= {"d_xi": self.d_xi, "d_gamma": self.d_gamma}
-            params = [*self.d_xi.parameters(), *self.d_gamma.parameters()]
+            self.discs = {
+                name: d.to(self.device, memory_format=torch.channels_last)
+                for name, d in build_discriminators(cfg).items()
+            }
+            self.modules |= self.discs
+            params = [p for d in self.discs.values() for p in d.parameters()]
             self.optimizers["disc"] = torch.optim.Adam(params, **adam)
         self.unlabelled = uint8_to_model(unlabelled).to(self.device, memory_format=torch.channels_last)  # (N, 3, S, S)
         self.reference = uint8_to_model(reference).to(self.device, memory_format=torch.channels_last)
@@ -121,25 +122,25 @@ class Trainer:
 
     def _srbvae_step(self, x: torch.Tensor, x_r: torch.Tensor) -> dict[str, float]:
         cfg = self.cfg
-        discs = (self.d_xi, self.d_gamma)
+        discs = self.discs
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)
         # Model phase (Alg. 1 lines 1-14): encoders and generator minimise Eq. 8 + Eq. 10.
         requires_grad(self.model, True)
-        for d in discs:
+        for d in discs.values():
             requires_grad(d, False)
         p, terms = srbvae.model_terms(self.model, x, x_r, cfg, self.noise)
-        terms |= srbvae.adversarial_terms(p, *discs)
+        terms |= srbvae.adversarial_terms(p, discs)
         terms["loss"] = srbvae.model_loss(terms, cfg)
         self._check_finite(terms)
         terms["loss"].backward()
         # Discriminator phase (lines 15-18): logistic regression of Eq. 9 on the same pairs.
         requires_grad(self.model, False)
-        for d in discs:
+        for d in discs.values():
             requires_grad(d, True)
-        d_terms = srbvae.discriminator_terms(p, *discs)
+        d_terms = srbvae.discriminator_terms(p, discs)
         self._check_finite(d_terms)
-        (d_terms["d_xi"] + d_terms["d_gamma"]).backward()
+        sum(d_terms.values()).backward()
         requires_grad(self.model, True)
         # Update (lines 19-20): both gradients were taken at the same parameters.
         for opt in self.optimizers.values():

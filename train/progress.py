@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-SHOWN = ("loss", "recon", "recon_ref", "latent", "swap", "kl", "d_xi", "d_gamma")
+SHOWN = ("loss", "recon", "recon_ref", "latent", "swap", "kl", "d_xi", "d_gamma", "d_nu")
 
 
 class TrainingProgress:

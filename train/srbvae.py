@@ -5,6 +5,17 @@ generator pairs (x̂, ẑ, ê), (x̂_r, ẑ_r), all at the current parameters. T
 model phase minimises Eq. 8 (+ Eq. 10) with the discriminators frozen; the
 discriminator phase maximises Eq. 9 on the same, detached, pairs. Both
 gradients are taken before either update, as in Alg. 1 (lines 19-20).
+
+rbedit extensions (off when their weights are 0, which is the paper):
+- cycles (`swap_weight`): G(z of a reference, e of an unlabelled image)
+  re-encodes to that z and that e; with neutralised pairs on, G(z, e_r)
+  re-encodes to its z too.
+- neutralised pairs (`neutral_weight`): an unlabelled image's z decoded with
+  e_r, (G(z, e_r), z), must pass d_nu as a reference pair (x_r, z_r). The
+  paper's objective lets Z keep style that the reference set holds constant
+  (scale, stroke width) as long as z's marginal matches the prior; then
+  G(z, e_r) shows that style, d_nu sees it, and the only way left to
+  reconstruct x is to carry the style in e.
 """
 
 from __future__ import annotations
@@ -13,7 +24,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rbedit.model import RbVAE
+from rbedit.model import Posterior, RbVAE
 from train.objectives import (
     adversarial_model_loss,
     clamp,
@@ -35,6 +46,7 @@ class Pass:
     e_hat: torch.Tensor  # ~ p(e)
     x_hat_r: torch.Tensor  # G(ẑ_r, e_r)
     z_hat_r: torch.Tensor  # ~ p(z)
+    x_n: torch.Tensor | None = None  # G(z, e_r): the unlabelled images neutralised
 
 
 def model_terms(model: RbVAE, x: torch.Tensor, x_r: torch.Tensor, cfg, noise: torch.Generator) -> tuple[Pass, dict]:
@@ -54,47 +66,70 @@ def model_terms(model: RbVAE, x: torch.Tensor, x_r: torch.Tensor, cfg, noise: to
 
     z_hat, e_hat, z_hat_r = prior(cfg.z_dim), prior(cfg.e_dim), prior(cfg.z_dim)
 
-    # One generator pass: reconstructions, generated pairs (lines 12-13) and the swap.
-    zs = [z, z_r, z_hat, z_hat_r, z_r]
-    es = [e, e_r, e_hat, e_r, e]
-    if cfg.swap_weight == 0:
-        zs, es = zs[:4], es[:4]
-    images = model.decode(torch.cat(zs), torch.cat(es)).split(b)
-    recon, recon_r, x_hat, x_hat_r = images[:4]
+    # One generator pass: reconstructions, generated pairs (lines 12-13) and the extensions.
+    zs, es = [z, z_r, z_hat, z_hat_r], [e, e_r, e_hat, e_r]
+    if cfg.swap_weight:
+        zs, es = zs + [z_r], es + [e]
+    if cfg.neutral_weight:
+        zs, es = zs + [z], es + [e_r]
+    names = ["recon", "recon_r", "x_hat", "x_hat_r", *extensions(cfg)]
+    images = dict(zip(names, model.decode(torch.cat(zs), torch.cat(es)).split(b)))
+    recon, recon_r, x_hat, x_hat_r = images["recon"], images["recon_r"], images["x_hat"], images["x_hat_r"]
 
     terms = {
         # Eq. 10, images: log p(x|z,e) and log p(x_r|z_r,e_r).
         "recon": laplace_nll(x, recon, cfg.laplace_scale),
         "recon_ref": laplace_nll(x_r, recon_r, cfg.laplace_scale),
     }
-    # Eq. 10, latents re-encoded from generated images.
-    re_z = clamp(model.encode_z(torch.cat([x_hat, x_hat_r, *images[4:]])), cfg.min_logvar)
-    re_e = clamp(model.encode_e(torch.cat([x_hat, *images[4:]])), cfg.min_logvar)
-    re_z_parts = [type(re_z)(m, lv) for m, lv in zip(re_z.mu.split(b), re_z.logvar.split(b))]
-    re_e_parts = [type(re_e)(m, lv) for m, lv in zip(re_e.mu.split(b), re_e.logvar.split(b))]
+    # Eq. 10, latents re-encoded from generated images (and from the extensions' images).
+    z_from = ["x_hat", "x_hat_r", *extensions(cfg)]
+    e_from = ["x_hat", *(["swap"] if cfg.swap_weight else [])]
+    re_z = _split(clamp(model.encode_z(torch.cat([images[k] for k in z_from])), cfg.min_logvar), z_from)
+    re_e = _split(clamp(model.encode_e(torch.cat([images[k] for k in e_from])), cfg.min_logvar), e_from)
     terms["latent"] = (
-        gaussian_nll(z_hat, re_z_parts[0]) + gaussian_nll(e_hat, re_e_parts[0]) + gaussian_nll(z_hat_r, re_z_parts[1])
+        gaussian_nll(z_hat, re_z["x_hat"]) + gaussian_nll(e_hat, re_e["x_hat"]) + gaussian_nll(z_hat_r, re_z["x_hat_r"])
     )
     if cfg.swap_weight:
-        # rbedit extension: a reference digit's z with an unlabelled image's e must
-        # re-encode to both. z_r carries no style (all references share one), so
-        # this asks Z to ignore the style that e put into the image.
-        terms["swap"] = gaussian_nll(z_r.detach(), re_z_parts[2]) + gaussian_nll(e.detach(), re_e_parts[1])
-    return Pass(x, z, e, x_r, z_r, x_hat, z_hat, e_hat, x_hat_r, z_hat_r), terms
+        # A reference digit's z with an unlabelled image's e must re-encode to both.
+        # z_r carries no style (all references share one), so this asks Z to ignore
+        # the style that e put into the image.
+        terms["swap"] = gaussian_nll(z_r.detach(), re_z["swap"]) + gaussian_nll(e.detach(), re_e["swap"])
+    if cfg.neutral_weight:
+        # The neutralised image keeps the common factors: it re-encodes to the z it came from.
+        terms["neutral_cycle"] = gaussian_nll(z.detach(), re_z["neutral"])
+    pass_ = Pass(x, z, e, x_r, z_r, x_hat, z_hat, e_hat, x_hat_r, z_hat_r, images.get("neutral"))
+    return pass_, terms
 
 
-def adversarial_terms(p: Pass, d_xi, d_gamma) -> dict:
+def extensions(cfg) -> list[str]:
+    """Names of the extra decoded batches the rbedit extensions ask for, in decoding order."""
+    return [name for name, weight in (("swap", cfg.swap_weight), ("neutral", cfg.neutral_weight)) if weight]
+
+
+def _split(post: Posterior, names: list[str]) -> dict[str, Posterior]:
+    """A posterior over several concatenated equal batches, one per name."""
+    parts = zip(post.mu.chunk(len(names)), post.logvar.chunk(len(names)))
+    return {name: Posterior(mu, logvar) for name, (mu, logvar) in zip(names, parts)}
+
+
+def adversarial_terms(p: Pass, discs: dict) -> dict:
     """Eq. 8: what the encoders and the generator minimise through the discriminators."""
-    return {
+    d_xi, d_gamma = discs["d_xi"], discs["d_gamma"]
+    terms = {
         "adv_xi": adversarial_model_loss(d_xi(p.x, p.z, p.e), d_xi(p.x_hat, p.z_hat, p.e_hat)),
         "adv_gamma": adversarial_model_loss(d_gamma(p.x_r, p.z_r), d_gamma(p.x_hat_r, p.z_hat_r)),
     }
+    if "d_nu" in discs:
+        # Only the neutralised side moves: reference pairs are the fixed target here.
+        terms["neutral"] = -discs["d_nu"](p.x_n, p.z).mean()
+    return terms
 
 
-def discriminator_terms(p: Pass, d_xi, d_gamma) -> dict:
-    """Eq. 9 for both discriminators on the detached pairs of the same pass."""
-    det = {k: v.detach() for k, v in vars(p).items()}
-    return {
+def discriminator_terms(p: Pass, discs: dict) -> dict:
+    """Eq. 9 for each discriminator on the detached pairs of the same pass (encoder pairs labelled 1)."""
+    det = {k: v.detach() for k, v in vars(p).items() if v is not None}
+    d_xi, d_gamma = discs["d_xi"], discs["d_gamma"]
+    terms = {
         "d_xi": discriminator_loss(
             d_xi(det["x"], det["z"], det["e"]), d_xi(det["x_hat"], det["z_hat"], det["e_hat"])
         ),
@@ -102,6 +137,9 @@ def discriminator_terms(p: Pass, d_xi, d_gamma) -> dict:
             d_gamma(det["x_r"], det["z_r"]), d_gamma(det["x_hat_r"], det["z_hat_r"])
         ),
     }
+    if "d_nu" in discs:
+        terms["d_nu"] = discriminator_loss(discs["d_nu"](det["x_r"], det["z_r"]), discs["d_nu"](det["x_n"], det["z"]))
+    return terms
 
 
 def model_loss(terms: dict, cfg) -> torch.Tensor:
@@ -109,6 +147,7 @@ def model_loss(terms: dict, cfg) -> torch.Tensor:
         terms["recon"]
         + terms["recon_ref"]
         + cfg.latent_weight * terms["latent"]
-        + cfg.swap_weight * terms.get("swap", 0.0)
+        + cfg.swap_weight * (terms.get("swap", 0.0) + terms.get("neutral_cycle", 0.0))
         + cfg.adversarial_weight * (terms["adv_xi"] + terms["adv_gamma"])
+        + cfg.neutral_weight * terms.get("neutral", 0.0)
     )
