@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 import time
@@ -28,7 +30,7 @@ from rbedit.imageio import IMAGE_EXTENSIONS, WRITE_FORMATS, ImageError, file_key
 
 # A chunk stops growing at this many bytes of decoded pictures (large photos),
 # even when it holds fewer than batch_size files.
-MAX_CHUNK_BYTES = 256 * 2**20
+MAX_CHUNK_BYTES = 128 * 2**20
 
 
 class PlanError(ValueError):
@@ -241,39 +243,92 @@ def run(
     reporter: Reporter,
     batch_size: int,
     overwrite: bool = False,
+    workers: int = 0,
 ) -> None:
     """Stream jobs through load (read + prepare one file) → edit (model, a chunk at once) → save.
 
     load(job) → prepared items of that file; edit(items) → one result per item;
     save(job, items, results) → paths written. Bad files (errors from load or
     save) are reported and skipped; errors from edit (the model) stop the run.
-    Three stages overlap: the next chunk is read and prepared in one
-    background thread and the previous chunk written in another while the
-    model edits the current one, so at most three chunks are in memory.
+    The stages overlap: while the model edits one chunk, the next chunks are
+    read and prepared and the previous ones written, by `workers` forked
+    processes (reading and preparing pictures is Python work that holds the
+    GIL, so threads would queue behind each other), or by two threads when
+    workers is 0 or the platform cannot fork. At most 2 × max(workers, 1) + 1
+    chunks are in memory. With workers, load and save run in other processes:
+    their only lasting effects may be on files.
     """
-    from concurrent.futures import ThreadPoolExecutor
+    from collections import deque
     from itertools import islice
 
     todo = pending(jobs, overwrite=overwrite, reporter=reporter)
-    with ThreadPoolExecutor(1, thread_name_prefix="rbedit-read") as reader, ThreadPoolExecutor(
-        1, thread_name_prefix="rbedit-write"
-    ) as writer:
-        reading = reader.submit(_load_some, list(islice(todo, batch_size)), load)
-        writing = None
-        while reading is not None:
-            loaded, failures, rest = reading.result()
+    depth = max(workers, 1)  # chunks read ahead, and chunks being written
+    with _stage_pool(workers, load, save) as (pool, load_chunk, save_chunk):
+        reading: deque = deque()
+
+        def read_ahead() -> None:
+            while len(reading) < depth and (chunk := list(islice(todo, batch_size))):
+                reading.append(pool.submit(load_chunk, chunk))
+
+        writing: deque = deque()
+        read_ahead()
+        while reading:
+            loaded, failures, rest = reading.popleft().result()
+            if rest:  # the chunk stopped at MAX_CHUNK_BYTES: read the rest next, in order
+                reading.appendleft(pool.submit(load_chunk, rest))
+            read_ahead()
             for outcome in failures:
                 reporter.record(outcome)
-            following = rest + list(islice(todo, batch_size - len(rest)))
-            reading = reader.submit(_load_some, following, load) if following else None
             results = edit([item for _, items in loaded for item in items]) if loaded else []
-            if writing is not None:
-                for outcome in writing.result():
-                    reporter.record(outcome)
-            writing = writer.submit(_save_all, loaded, results, save)
-        if writing is not None:
-            for outcome in writing.result():
-                reporter.record(outcome)
+            while len(writing) >= depth:  # (with one writer, chunks are written in order)
+                _record_all(writing.popleft(), reporter)
+            writing.append(pool.submit(save_chunk, loaded, results))
+        while writing:
+            _record_all(writing.popleft(), reporter)
+
+
+def _record_all(future, reporter: Reporter) -> None:
+    for outcome in future.result():
+        reporter.record(outcome)
+
+
+# The stage functions a forked worker runs; set in each worker by _install.
+_STAGES: dict[str, Callable] = {}
+
+
+def _install(load: Callable, save: Callable) -> None:
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    _STAGES.update(load=load, save=save)
+
+
+def _load_in_worker(jobs: list[Job]):
+    return _load_some(jobs, _STAGES["load"])
+
+
+def _save_in_worker(loaded: list, results: list) -> list[Outcome]:
+    return _save_all(loaded, results, _STAGES["save"])
+
+
+@contextlib.contextmanager
+def _stage_pool(workers: int, load: Callable, save: Callable):
+    """(executor, load_chunk, save_chunk): forked processes when asked for and possible, else two threads."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    if workers > 0 and "fork" in multiprocessing.get_all_start_methods():
+        # Forked, the workers inherit load and save (closures over the editor) without pickling.
+        context = multiprocessing.get_context("fork")
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_install, initargs=(load, save))
+        stages = (pool, _load_in_worker, _save_in_worker)
+    else:
+        pool = ThreadPoolExecutor(2, thread_name_prefix="rbedit-io")
+        stages = (pool, functools.partial(_load_some, load=load), functools.partial(_save_all, save=save))
+    try:
+        yield stages
+    finally:  # on an error or Ctrl-C, drop queued work; writes under way finish (they are atomic)
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _save_all(loaded: list, results: list, save: Callable[[Job, list, list], list[Path]]) -> list[Outcome]:

@@ -85,6 +85,23 @@ def test_killed_run_resumes_to_identical_outputs(cli, tiny_model, tmp_path, monk
         assert (tmp_path / "whole" / rel).read_bytes() == (tmp_path / "resumed" / rel).read_bytes(), rel
 
 
+def test_worker_processes_write_what_threads_write(cli, tiny_model, tmp_path):
+    src = tmp_path / "many"
+    (src / "sub").mkdir(parents=True)
+    for i in range(11):
+        Image.fromarray(digit_image(i, colour=[40 + 20 * i, 200, 90])).save(src / ("sub" if i % 3 else "") / f"{i:02d}.png")
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    args = ("transfer", src / "00.png", src, "-m", tiny_model, "--batch-size", 4)
+    threads = cli(*args, "-o", tmp_path / "threads", "--workers", 0)
+    forked = cli(*args, "-o", tmp_path / "forked", "--workers", 2)
+    for result in (threads, forked):
+        assert result.exit_code == 1 and "11 done, 0 skipped, 1 failed" in result.stderr
+        assert "broken.png" in result.stderr
+    assert tree(tmp_path / "threads") == tree(tmp_path / "forked") and len(tree(tmp_path / "forked")) == 11
+    for rel in tree(tmp_path / "threads"):
+        assert (tmp_path / "threads" / rel).read_bytes() == (tmp_path / "forked" / rel).read_bytes(), rel
+
+
 def test_inputs_are_never_overwritten(cli, tiny_model, digits_dir, tmp_path):
     original = (digits_dir / "a.png").read_bytes()
     same_file = cli("neutralize", digits_dir / "a.png", "-o", digits_dir / "a.png", "-m", tiny_model, "--overwrite")

@@ -13,6 +13,7 @@ def align(
     model: opt.Model = None,
     size: opt.Size = None,
     batch_size: opt.BatchSize = 64,
+    workers: opt.Workers = None,
     fmt: opt.Format = "png",
     overwrite: opt.Overwrite = False,
     report: opt.Report = None,
@@ -32,7 +33,7 @@ def align(
 
     work = plan_or_exit(inputs, output, fmt)
     config = load_config(resolve_model(model, require_weights=False).folder)
-    common = Common(model, "cpu", batch_size, fmt, overwrite, report, size, landmarks, face, crop=True)
+    common = Common(model, "cpu", batch_size, fmt, overwrite, report, size, landmarks, face, crop=True, workers=workers)
 
     def save(job, items, prepared):
         results = finish(items, prepared, config, crop=True, size=size)

@@ -36,6 +36,24 @@ class Common:
     landmarks: str = "dlib"
     face: str = "largest"
     crop: bool | None = None
+    workers: int | None = None  # None: stage_workers decides
+
+
+# Runs shorter than this many batches read and write in threads: forking
+# workers costs more than it saves.
+WORKER_MIN_BATCHES = 4
+MAX_AUTO_WORKERS = 4
+
+
+def stage_workers(common: Common, jobs: int) -> int:
+    """How many processes read, prepare and write beside the model (0: two threads instead)."""
+    import os
+
+    if common.workers is not None:
+        return common.workers
+    if jobs < WORKER_MIN_BATCHES * common.batch_size or common.landmarks == "fan":
+        return 0  # (fan runs torch while preparing, which a process forked from torch must not)
+    return min(os.cpu_count() or 1, MAX_AUTO_WORKERS)
 
 
 def plan_or_exit(inputs: list[Path], output: Path, fmt: str) -> batch.Plan:
@@ -151,6 +169,7 @@ def execute(name: str, work: batch.Plan, common: Common, *, load, edit, save) ->
             reporter=reporter,
             batch_size=common.batch_size,
             overwrite=common.overwrite,
+            workers=stage_workers(common, len(work.jobs)),
         )
     finally:
         reporter.close()

@@ -48,7 +48,8 @@ def encode(
     if not found:
         raise typer.BadParameter("no input images found")
     work = Plan([Job(path, rel) for path, rel in found], protected=set())
-    common = Common(model, device, batch_size, landmarks=landmarks, face=face, overwrite=True, report=report)
+    # workers=0: save() collects rows in this process, so it must not run in forked workers.
+    common = Common(model, device, batch_size, landmarks=landmarks, face=face, overwrite=True, report=report, workers=0)
     editor = load_editor(common)
     rows: list[tuple[str, int, list, list]] = []
 

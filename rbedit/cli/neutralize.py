@@ -10,6 +10,7 @@ def neutralize(
     device: opt.Device = "auto",
     size: opt.Size = None,
     batch_size: opt.BatchSize = 64,
+    workers: opt.Workers = None,
     fmt: opt.Format = "png",
     overwrite: opt.Overwrite = False,
     report: opt.Report = None,
@@ -24,6 +25,6 @@ def neutralize(
     """
     from rbedit.cli.editing import Common, plan_or_exit, run_image_command
 
-    common = Common(model, device, batch_size, fmt, overwrite, report, size, landmarks, face, crop)
+    common = Common(model, device, batch_size, fmt, overwrite, report, size, landmarks, face, crop, workers=workers)
     work = plan_or_exit(inputs, output, fmt)
     run_image_command("neutralize", work, common, operation=lambda editor: editor.neutralize_tensor)

@@ -88,6 +88,17 @@ Device = Annotated[
     typer.Option("--device", metavar="DEVICE", help="auto (CUDA when present), cpu, cuda or cuda:N.", callback=_device),
 ]
 BatchSize = Annotated[int, typer.Option("--batch-size", min=1, metavar="N", help="Images per model call.", rich_help_panel=BATCH_PANEL)]
+Workers = Annotated[
+    Optional[int],
+    typer.Option(
+        "--workers",
+        min=0,
+        metavar="N",
+        help="Processes that read, prepare and write images beside the model (0: two threads). Default: one per CPU core, at most 4, for runs of several batches.",
+        rich_help_panel=BATCH_PANEL,
+        show_default=False,
+    ),
+]
 Seed = Annotated[Optional[int], typer.Option("--seed", metavar="INT", help="Random seed (same seed, same result).", show_default=False)]
 Strength = Annotated[
     float,

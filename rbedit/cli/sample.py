@@ -31,6 +31,7 @@ def sample(
     device: opt.Device = "auto",
     size: opt.Size = None,
     batch_size: opt.BatchSize = 64,
+    workers: opt.Workers = None,
     fmt: opt.Format = "png",
     overwrite: opt.Overwrite = False,
     report: opt.Report = None,
@@ -48,7 +49,7 @@ def sample(
     from rbedit.cli.editing import Common, console, cpu_threads_for, execute, load_editor, plan_or_exit, prepare_file
     from rbedit.imageio import WRITE_FORMATS
 
-    common = Common(model, device, batch_size, fmt, overwrite, report, size, landmarks, face, crop)
+    common = Common(model, device, batch_size, fmt, overwrite, report, size, landmarks, face, crop, workers=workers)
     file_output = output.suffix.lower() in WRITE_FORMATS
     grid = file_output if grid is None else grid
     if file_output and not grid:

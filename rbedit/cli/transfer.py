@@ -23,6 +23,7 @@ def transfer(
     device: opt.Device = "auto",
     size: opt.Size = None,
     batch_size: opt.BatchSize = 64,
+    workers: opt.Workers = None,
     fmt: opt.Format = "png",
     overwrite: opt.Overwrite = False,
     report: opt.Report = None,
@@ -37,7 +38,7 @@ def transfer(
     """
     from rbedit.cli.editing import Common, plan_or_exit, prepare_file, run_image_command
 
-    common = Common(model, device, batch_size, fmt, overwrite, report, size, landmarks, face, crop)
+    common = Common(model, device, batch_size, fmt, overwrite, report, size, landmarks, face, crop, workers=workers)
     if source.is_dir():
         raise typer.BadParameter(f"{source} is a folder; SOURCE must be one image", param_hint="SOURCE")
     work = plan_or_exit(targets, output, fmt)  # usage errors before the model loads
