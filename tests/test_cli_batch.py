@@ -89,7 +89,8 @@ def test_worker_processes_write_what_threads_write(cli, tiny_model, tmp_path):
     src = tmp_path / "many"
     (src / "sub").mkdir(parents=True)
     for i in range(11):
-        Image.fromarray(digit_image(i, colour=[40 + 20 * i, 200, 90])).save(src / ("sub" if i % 3 else "") / f"{i:02d}.png")
+        folder = src / "sub" if i % 3 else src
+        Image.fromarray(digit_image(i, colour=[40 + 20 * i, 200, 90])).save(folder / f"{i:02d}.png")
     (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
     args = ("transfer", src / "00.png", src, "-m", tiny_model, "--batch-size", 4)
     threads = cli(*args, "-o", tmp_path / "threads", "--workers", 0)

@@ -70,7 +70,8 @@ def test_transfer_one_file(cli, tiny_model, tmp_path):
     Image.fromarray(digit_image(0)).save(tmp_path / "src.png")
     Image.fromarray(digit_image(1)).save(tmp_path / "tgt.png")
     out = tmp_path / "out.png"
-    result = cli("transfer", tmp_path / "src.png", tmp_path / "tgt.png", "-o", out, "--model", tiny_model, "--device", device_under_test())
+    result = cli("transfer", tmp_path / "src.png", tmp_path / "tgt.png", "-o", out, "--model", tiny_model,
+                 "--device", device_under_test())
     assert result.exit_code == 0, result.output
     import rbedit
 
@@ -108,7 +109,8 @@ def test_sample_grid_files_and_seed(cli, tiny_model, tmp_path):
     # The API with the same seed gives the same samples.
     import rbedit
 
-    api = rbedit.load(str(tiny_model), device=device_under_test()).sample(tmp_path / "d.png", n=4, seed=7, temperature=0.5)
+    editor = rbedit.load(str(tiny_model), device=device_under_test())
+    api = editor.sample(tmp_path / "d.png", n=4, seed=7, temperature=0.5)
     assert np.array_equal(np.asarray(Image.open(tmp_path / "many" / "d_3.png")), np.asarray(api[3]))
 
 

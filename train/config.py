@@ -117,7 +117,8 @@ PRESETS: dict[str, dict] = {
             "(G(z, e_r) re-encodes to z); 10 against 1 with neutral_weight 1000 (GPU): e-probe .045 vs .046, "
             "transfer style .073 vs .079, digit kept 75.5 % vs 72.7 %",
         },
-        steps=4000, lr=5e-4, channels=(8, 16, 32, 64), disc_channels=(8, 16, 32, 32), neutral_weight=1000.0, swap_weight=10.0,
+        steps=4000, lr=5e-4, channels=(8, 16, 32, 64), disc_channels=(8, 16, 32, 32),
+        neutral_weight=1000.0, swap_weight=10.0,
     ),
     # The paper's scale, for a GPU: 64×64, wider networks, lr 1e-4, 30 epochs of 60k.
     "digits-paper": _preset({}, image_size=64, steps=50000, **PAPER_WIDTHS),
