@@ -315,7 +315,7 @@ def _save_in_worker(loaded: list, results: list) -> list[Outcome]:
 def _stage_pool(workers: int, load: Callable, save: Callable):
     """(executor, load_chunk, save_chunk): forked processes when asked for and possible, else two threads."""
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+    from concurrent.futures import BrokenExecutor, ProcessPoolExecutor, ThreadPoolExecutor
 
     if workers > 0 and "fork" in multiprocessing.get_all_start_methods():
         # Forked, the workers inherit load and save (closures over the editor) without pickling.
@@ -327,6 +327,11 @@ def _stage_pool(workers: int, load: Callable, save: Callable):
         stages = (pool, functools.partial(_load_some, load=load), functools.partial(_save_all, save=save))
     try:
         yield stages
+    except BrokenExecutor as err:  # a worker was killed (out of memory, a crash in a decoder)
+        raise RuntimeError(
+            "a worker process died while reading or writing images; finished outputs are kept, "
+            "so rerunning resumes (--workers 0 works without worker processes)"
+        ) from err
     finally:  # on an error or Ctrl-C, drop queued work; writes under way finish (they are atomic)
         pool.shutdown(wait=True, cancel_futures=True)
 

@@ -103,6 +103,27 @@ def test_worker_processes_write_what_threads_write(cli, tiny_model, tmp_path):
         assert (tmp_path / "threads" / rel).read_bytes() == (tmp_path / "forked" / rel).read_bytes(), rel
 
 
+def test_a_dead_worker_stops_the_run_with_one_line(cli, tiny_model, digits_dir, tmp_path, monkeypatch):
+    import os
+
+    import rbedit.cli.editing as editing
+
+    real_prepare = editing.prepare_file
+
+    def dies_on_b(path, editor):
+        if path.name == "b.png":
+            os._exit(1)  # like a worker killed by the OOM killer
+        return real_prepare(path, editor)
+
+    monkeypatch.setattr(editing, "prepare_file", dies_on_b)
+    result = cli("neutralize", digits_dir, "-o", tmp_path / "out", "-m", tiny_model, "--workers", 1)
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines() == [
+        "rbedit: error: a worker process died while reading or writing images; finished outputs are kept, "
+        "so rerunning resumes (--workers 0 works without worker processes)"
+    ]
+
+
 def test_inputs_are_never_overwritten(cli, tiny_model, digits_dir, tmp_path):
     original = (digits_dir / "a.png").read_bytes()
     same_file = cli("neutralize", digits_dir / "a.png", "-o", digits_dir / "a.png", "-m", tiny_model, "--overwrite")
