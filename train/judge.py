@@ -138,12 +138,12 @@ def _shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tenso
     return torch.stack([padded[i, :, dy : dy + size, dx : dx + size] for i, (dy, dx) in enumerate(offsets.tolist())])
 
 
-
 def cosine_adam(params, *, lr: float, total: int):
     """Adam with a cosine decay to zero over `total` steps: the judges' optimiser."""
     optimiser = torch.optim.Adam(params, lr=lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda s: 0.5 * (1 + np.cos(np.pi * min(s, total) / total)))
     return optimiser, schedule
+
 
 def train_judge(
     config: JudgeConfig,

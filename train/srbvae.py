@@ -67,12 +67,10 @@ def model_terms(model: RbVAE, x: torch.Tensor, x_r: torch.Tensor, cfg, noise: to
     z_hat, e_hat, z_hat_r = prior(cfg.z_dim), prior(cfg.e_dim), prior(cfg.z_dim)
 
     # One generator pass: reconstructions, generated pairs (lines 12-13) and the extensions.
-    zs, es = [z, z_r, z_hat, z_hat_r], [e, e_r, e_hat, e_r]
-    if cfg.swap_weight:
-        zs, es = zs + [z_r], es + [e]
-    if cfg.neutral_weight:
-        zs, es = zs + [z], es + [e_r]
+    pairs = {"recon": (z, e), "recon_r": (z_r, e_r), "x_hat": (z_hat, e_hat), "x_hat_r": (z_hat_r, e_r),
+             "swap": (z_r, e), "neutral": (z, e_r)}
     names = ["recon", "recon_r", "x_hat", "x_hat_r", *extensions(cfg)]
+    zs, es = zip(*(pairs[name] for name in names))
     images = dict(zip(names, model.decode(torch.cat(zs), torch.cat(es)).split(b)))
     recon, recon_r, x_hat, x_hat_r = images["recon"], images["recon_r"], images["x_hat"], images["x_hat_r"]
 
