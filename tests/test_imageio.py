@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -106,15 +108,27 @@ def test_write_keeps_alpha_where_format_can(tmp_path):
     assert Image.open(jpg).mode == "RGB"
 
 
-def test_write_is_atomic(tmp_path, monkeypatch):
-    def broken_save(self, fp, *args, **kwargs):
-        fp.write(b"partial")
-        raise OSError("disk full")
+@pytest.mark.parametrize("name", ["out.png", "out.jpg"])
+def test_write_is_atomic(tmp_path, monkeypatch, name):
+    def failing_replace(src, dst):
+        assert Path(src).read_bytes()  # the temporary file was written in full ...
+        raise OSError("disk full")  # ... and is gone after the failure
 
-    monkeypatch.setattr(Image.Image, "save", broken_save)
+    monkeypatch.setattr(os, "replace", failing_replace)
     with pytest.raises(OSError, match="disk full"):
-        write_image(tmp_path / "out.png", np.zeros((2, 2, 3), np.uint8))
+        write_image(tmp_path / name, np.zeros((2, 2, 3), np.uint8))
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (32, 32)])
+def test_png_round_trip(tmp_path, shape):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
+    alpha = rng.integers(0, 256, shape, dtype=np.uint8)
+    opaque = Image.open(write_image(tmp_path / "rgb.png", rgb))
+    assert opaque.mode == "RGB" and np.array_equal(np.asarray(opaque), rgb)
+    clear = Image.open(write_image(tmp_path / "rgba.png", rgb, alpha))
+    assert clear.mode == "RGBA" and np.array_equal(np.asarray(clear), np.dstack([rgb, alpha]))
 
 
 def test_write_refuses_protected_input(tmp_path):
