@@ -21,8 +21,10 @@ import functools
 import json
 import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -244,47 +246,84 @@ def run(
     batch_size: int,
     overwrite: bool = False,
     workers: int = 0,
+    overlap: bool = False,
 ) -> None:
     """Stream jobs through load (read + prepare one file) → edit (model, a chunk at once) → save.
 
     load(job) → prepared items of that file; edit(items) → one result per item;
     save(job, items, results) → paths written. Bad files (errors from load or
     save) are reported and skipped; errors from edit (the model) stop the run.
-    The stages overlap: while the model edits one chunk, the next chunks are
-    read and prepared and the previous ones written, by `workers` forked
-    processes (reading and preparing pictures is Python work that holds the
-    GIL, so threads would queue behind each other), or by two threads when
-    workers is 0 or the platform cannot fork. At most 2 × max(workers, 1) + 1
-    chunks are in memory. With workers, load and save run in other processes:
-    their only lasting effects may be on files.
+
+    Reading, preparing and writing are Python work that holds the GIL, so with
+    `workers` they run in forked processes (where the platform can fork):
+    their only lasting effects may be on files. Without workers they run in
+    this process.
+
+    overlap=False (a model on the CPU): each worker takes whole chunks, reads,
+    edits and writes them, with one torch thread; without workers, chunks go
+    through one after another. The cores are then always busy with whole
+    work: a model that spreads its threads over cores shared with readers and
+    writers leaves them waiting on each other (2 threads on 2 cores beside
+    two workers edited 4× slower than alone; benchmarks/cli_speed.py).
+    overlap=True (a model on a GPU): the model runs here, and while it edits
+    one chunk the workers (or two threads) read the next chunks and write the
+    previous ones.
     """
-    from collections import deque
-    from itertools import islice
-
     todo = pending(jobs, overwrite=overwrite, reporter=reporter)
-    depth = max(workers, 1)  # chunks read ahead, and chunks being written
-    with _stage_pool(workers, load, save) as (pool, load_chunk, save_chunk):
-        reading: deque = deque()
-
-        def read_ahead() -> None:
-            while len(reading) < depth and (chunk := list(islice(todo, batch_size))):
-                reading.append(pool.submit(load_chunk, chunk))
-
-        writing: deque = deque()
-        read_ahead()
-        while reading:
-            loaded, failures, rest = reading.popleft().result()
-            if rest:  # the chunk stopped at MAX_CHUNK_BYTES: read the rest next, in order
-                reading.appendleft(pool.submit(load_chunk, rest))
-            read_ahead()
-            for outcome in failures:
+    chunks = iter(lambda: list(islice(todo, batch_size)), [])
+    if overlap:
+        with _pool(workers, load=load, save=save) as stages:
+            _run_overlapped(chunks, stages, edit, reporter, depth=max(workers, 1))
+    elif workers > 0 and _can_fork():
+        with _pool(workers, load=load, edit=edit, save=save) as (pool, _, _):
+            running: deque = deque()
+            for chunk in chunks:
+                if len(running) > workers:  # every worker busy and one chunk queued
+                    _record_all(running.popleft(), reporter)
+                running.append(pool.submit(_whole_chunk_in_worker, chunk))
+            while running:
+                _record_all(running.popleft(), reporter)
+    else:
+        for chunk in chunks:
+            for outcome in _whole_chunk(chunk, load, edit, save):
                 reporter.record(outcome)
-            results = edit([item for _, items in loaded for item in items]) if loaded else []
-            while len(writing) >= depth:  # (with one writer, chunks are written in order)
-                _record_all(writing.popleft(), reporter)
-            writing.append(pool.submit(save_chunk, loaded, results))
-        while writing:
+
+
+def _whole_chunk(jobs: list[Job], load: Callable, edit: Callable, save: Callable) -> list[Outcome]:
+    """Read, edit and write jobs, MAX_CHUNK_BYTES of pictures at a time."""
+    outcomes = []
+    while jobs:
+        loaded, failures, jobs = _load_some(jobs, load)
+        outcomes += failures
+        results = edit([item for _, items in loaded for item in items]) if loaded else []
+        outcomes += _save_all(loaded, results, save)
+    return outcomes
+
+
+def _run_overlapped(chunks: Iterator[list[Job]], stages, edit: Callable, reporter: Reporter, *, depth: int) -> None:
+    """Up to `depth` chunks read ahead and `depth` being written while the model edits one."""
+    pool, load_chunk, save_chunk = stages
+    reading: deque = deque()
+
+    def read_ahead() -> None:
+        while len(reading) < depth and (chunk := next(chunks, None)):
+            reading.append(pool.submit(load_chunk, chunk))
+
+    writing: deque = deque()
+    read_ahead()
+    while reading:
+        loaded, failures, rest = reading.popleft().result()
+        if rest:  # the chunk stopped at MAX_CHUNK_BYTES: read the rest next, in order
+            reading.appendleft(pool.submit(load_chunk, rest))
+        read_ahead()
+        for outcome in failures:
+            reporter.record(outcome)
+        results = edit([item for _, items in loaded for item in items]) if loaded else []
+        while len(writing) >= depth:  # (with one writer, chunks are written in order)
             _record_all(writing.popleft(), reporter)
+        writing.append(pool.submit(save_chunk, loaded, results))
+    while writing:
+        _record_all(writing.popleft(), reporter)
 
 
 def _record_all(future, reporter: Reporter) -> None:
@@ -292,15 +331,25 @@ def _record_all(future, reporter: Reporter) -> None:
         reporter.record(outcome)
 
 
+def _can_fork() -> bool:
+    import multiprocessing
+
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
 # The stage functions a forked worker runs; set in each worker by _install.
 _STAGES: dict[str, Callable] = {}
 
 
-def _install(load: Callable, save: Callable) -> None:
+def _install(stages: dict[str, Callable]) -> None:
     import signal
+    import sys
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    _STAGES.update(load=load, save=save)
+    _STAGES.update(stages)
+    torch = sys.modules.get("torch")
+    if torch is not None:  # one thread per worker: the workers share the cores
+        torch.set_num_threads(1)
 
 
 def _load_in_worker(jobs: list[Job]):
@@ -311,25 +360,31 @@ def _save_in_worker(loaded: list, results: list) -> list[Outcome]:
     return _save_all(loaded, results, _STAGES["save"])
 
 
+def _whole_chunk_in_worker(jobs: list[Job]) -> list[Outcome]:
+    return _whole_chunk(jobs, _STAGES["load"], _STAGES["edit"], _STAGES["save"])
+
+
 @contextlib.contextmanager
-def _stage_pool(workers: int, load: Callable, save: Callable):
-    """(executor, load_chunk, save_chunk): forked processes when asked for and possible, else two threads."""
-    import multiprocessing
+def _pool(workers: int, **stages: Callable):
+    """(executor, load_chunk, save_chunk): `workers` forked processes when possible, else two threads."""
     from concurrent.futures import BrokenExecutor, ProcessPoolExecutor, ThreadPoolExecutor
 
-    if workers > 0 and "fork" in multiprocessing.get_all_start_methods():
-        # Forked, the workers inherit load and save (closures over the editor) without pickling.
+    if workers > 0 and _can_fork():
+        # Forked, the workers inherit the stages (closures over the editor) without pickling.
+        import multiprocessing
+
         context = multiprocessing.get_context("fork")
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_install, initargs=(load, save))
-        stages = (pool, _load_in_worker, _save_in_worker)
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_install, initargs=(stages,))
+        load_chunk, save_chunk = _load_in_worker, _save_in_worker
     else:
         pool = ThreadPoolExecutor(2, thread_name_prefix="rbedit-io")
-        stages = (pool, functools.partial(_load_some, load=load), functools.partial(_save_all, save=save))
+        load_chunk = functools.partial(_load_some, load=stages["load"])
+        save_chunk = functools.partial(_save_all, save=stages["save"])
     try:
-        yield stages
+        yield pool, load_chunk, save_chunk
     except BrokenExecutor as err:  # a worker was killed (out of memory, a crash in a decoder)
         raise RuntimeError(
-            "a worker process died while reading or writing images; finished outputs are kept, "
+            "a worker process died while reading, editing or writing images; finished outputs are kept, "
             "so rerunning resumes (--workers 0 works without worker processes)"
         ) from err
     finally:  # on an error or Ctrl-C, drop queued work; writes under way finish (they are atomic)

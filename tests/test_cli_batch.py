@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -103,6 +104,44 @@ def test_worker_processes_write_what_threads_write(cli, tiny_model, tmp_path):
         assert (tmp_path / "threads" / rel).read_bytes() == (tmp_path / "forked" / rel).read_bytes(), rel
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+@pytest.mark.parametrize("overlap", [False, True])
+def test_every_schedule_writes_the_same(tmp_path, monkeypatch, workers, overlap):
+    from rbedit import batch
+
+    monkeypatch.setattr(batch, "MAX_CHUNK_BYTES", 10)  # also splits chunks: 3 items of 8 bytes pass it
+    src, out = tmp_path / "src", tmp_path / f"out-{workers}-{overlap}"
+    src.mkdir()
+    for i in range(13):
+        (src / f"{i:02d}.png").write_text("bad" if i == 5 else f"{i:02d}")
+    jobs = [batch.Job(path, path.name, out / path.name) for path in sorted(src.iterdir())]
+
+    def load(job):
+        text = job.input.read_text()
+        if text == "bad":
+            raise ValueError(f"{job.input}: not a number")
+        return [SimpleNamespace(text=text, picture=SimpleNamespace(rgb=np.zeros(8, np.uint8)))] * (1 + int(text) % 2)
+
+    def save(job, items, results):
+        job.output.parent.mkdir(exist_ok=True)
+        job.output.write_text("+".join(results))
+        return [job.output]
+
+    reporter = batch.Reporter(total=len(jobs), report=tmp_path / f"report-{workers}-{overlap}.jsonl")
+    batch.run(
+        jobs, load=load, edit=lambda items: [item.text * 2 for item in items], save=save,
+        reporter=reporter, batch_size=4, workers=workers, overlap=overlap,
+    )
+    reporter.close()
+    lines = [json.loads(line) for line in (tmp_path / f"report-{workers}-{overlap}.jsonl").read_text().splitlines()]
+    assert {Path(line["input"]).name: line["status"] for line in lines} == {
+        job.input.name: "failed" if job.input.name == "05.png" else "done" for job in jobs
+    }
+    assert {p.name: p.read_text() for p in out.iterdir()} == {
+        f"{i:02d}.png": "+".join([f"{i:02d}" * 2] * (1 + i % 2)) for i in range(13) if i != 5
+    }
+
+
 def test_a_dead_worker_stops_the_run_with_one_line(cli, tiny_model, digits_dir, tmp_path, monkeypatch):
     import os
 
@@ -119,7 +158,7 @@ def test_a_dead_worker_stops_the_run_with_one_line(cli, tiny_model, digits_dir, 
     result = cli("neutralize", digits_dir, "-o", tmp_path / "out", "-m", tiny_model, "--workers", 1)
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines() == [
-        "rbedit: error: a worker process died while reading or writing images; finished outputs are kept, "
+        "rbedit: error: a worker process died while reading, editing or writing images; finished outputs are kept, "
         "so rerunning resumes (--workers 0 works without worker processes)"
     ]
 

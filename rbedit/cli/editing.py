@@ -39,20 +39,20 @@ class Common:
     workers: int | None = None  # None: stage_workers decides
 
 
-# Runs shorter than this many batches read and write in threads: forking
-# workers costs more than it saves.
+# Runs shorter than this many batches stay in this process: forking workers
+# costs more than it saves.
 WORKER_MIN_BATCHES = 4
-MAX_AUTO_WORKERS = 4
+MAX_AUTO_WORKERS = 8
 
 
 def stage_workers(common: Common, jobs: int) -> int:
-    """How many processes read, prepare and write beside the model (0: two threads instead)."""
+    """How many forked processes share the batch (0: none; see batch.run)."""
     import os
 
     if common.workers is not None:
         return common.workers
     if jobs < WORKER_MIN_BATCHES * common.batch_size or common.landmarks == "fan":
-        return 0  # (fan runs torch while preparing, which a process forked from torch must not)
+        return 0  # (fan may run its network on CUDA, which a forked process cannot use)
     return min(os.cpu_count() or 1, MAX_AUTO_WORKERS)
 
 
@@ -154,10 +154,16 @@ def _run_image_command(name: str, work: batch.Plan, common: Common, *, operation
         load=lambda job: prepare_file(job.input, editor),
         edit=fixed_shape(editor, operation(editor), rows),
         save=save,
+        overlap=overlaps(editor),
     )
 
 
-def execute(name: str, work: batch.Plan, common: Common, *, load, edit, save) -> None:
+def overlaps(editor: Editor) -> bool:
+    """Read and write while the model edits: only when it runs on an accelerator (see batch.run)."""
+    return editor.device.type != "cpu"
+
+
+def execute(name: str, work: batch.Plan, common: Common, *, load, edit, save, overlap: bool = False) -> None:
     """Stream the plan through load/edit/save with progress and report; exit 1 if a file failed."""
     reporter = batch.Reporter(total=len(work.jobs), report=common.report, console=console, label=name)
     try:
@@ -170,6 +176,7 @@ def execute(name: str, work: batch.Plan, common: Common, *, load, edit, save) ->
             batch_size=common.batch_size,
             overwrite=common.overwrite,
             workers=stage_workers(common, len(work.jobs)),
+            overlap=overlap,
         )
     finally:
         reporter.close()

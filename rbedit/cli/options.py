@@ -94,7 +94,7 @@ Workers = Annotated[
         "--workers",
         min=0,
         metavar="N",
-        help="Processes that read, prepare and write images beside the model (0: two threads). Default: one per CPU core, at most 4, for runs of several batches.",
+        help="Processes that share the batch (model on the CPU: each reads, edits and writes whole batches; on a GPU: they read and write beside it). 0: none. Default: one per CPU core, at most 8, for runs of several batches.",
         rich_help_panel=BATCH_PANEL,
         show_default=False,
     ),
