@@ -70,7 +70,8 @@ def read_image(path: str | os.PathLike) -> Picture:
         with warnings.catch_warnings():
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; refuse those too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            # One read of the whole file: Pillow's own reads are many small system calls.
+            with Image.open(io.BytesIO(path.read_bytes())) as img:
                 img.load()
                 return from_pil(img, path=path)
     except ImageError:
