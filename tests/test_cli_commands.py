@@ -165,6 +165,18 @@ def test_debug_env_shows_traceback(tmp_path):
     assert out.returncode == 1 and "Traceback" in out.stderr and "ModelRefError" in out.stderr
 
 
+def test_the_console_entry_point_exits_with_the_commands_status(tiny_model, digits_dir, tmp_path):
+    # main() leaves without interpreter teardown once torch is loaded: status, stderr and outputs must survive it.
+    fine = run_rbedit("neutralize", str(digits_dir), "-o", str(tmp_path / "fine"), "-m", str(tiny_model))
+    assert fine.returncode == 0 and "neutralize: 3 done, 0 skipped, 0 failed" in fine.stderr
+    assert sorted(p.name for p in (tmp_path / "fine").rglob("*.png")) == ["a.png", "b.png", "c.png"]
+    (digits_dir / "broken.png").write_bytes(b"not a png")
+    some_bad = run_rbedit("neutralize", str(digits_dir), "-o", str(tmp_path / "bad"), "-m", str(tiny_model))
+    assert some_bad.returncode == 1 and "broken.png" in some_bad.stderr and "3 done, 0 skipped, 1 failed" in some_bad.stderr
+    usage = run_rbedit("neutralize", str(digits_dir), "-o", str(tmp_path / "x.png"), "-m", str(tiny_model))
+    assert usage.returncode == 2
+
+
 def test_usage_errors_exit_2(cli, tiny_model, digits_dir, tmp_path):
     assert cli("neutralize", digits_dir, "-o", tmp_path / "x.png", "-m", tiny_model).exit_code == 2  # folder → file
     assert cli("neutralize", tmp_path / "missing.png", "-o", tmp_path / "o", "-m", tiny_model).exit_code == 2
