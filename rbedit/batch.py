@@ -197,7 +197,7 @@ class Reporter:
     def summary(self, what: str = "") -> str:
         seconds = time.perf_counter() - self.started
         c = self.counts
-        text = f"{c['done']} done, {c['skipped']} skipped, {c['failed']} failed in {seconds:.1f} s"
+        text = f"{c['done']} done, {c['skipped']} skipped, {c['failed']} failed in {seconds:.{2 if seconds < 10 else 1}f} s"
         return f"{what}: {text}" if what else text
 
 
