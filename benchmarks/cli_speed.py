@@ -1,12 +1,14 @@
 """Speed benchmark of the rbedit CLI (prints numbers; not a test).
 
     python benchmarks/cli_speed.py [--model REF] [--files 10000] [--throughput-files 1000] [--repeats 5]
+                                   [--device cpu|cuda]
 
 Measures on this machine, in one run:
 1. `rbedit --help` wall time (best and median of --repeats), and that torch is not imported;
 2. one-image `rbedit transfer` wall time next to `python -c "import torch"`;
 3. batch throughput of `rbedit transfer` over --throughput-files digit PNGs, next to the
-   model-only forward throughput (encode z + decode, same batch size, same threads);
+   model-only forward throughput (encode z + decode, same batch size, same threads), both on
+   --device (model-only on a GPU: from CPU tensors and back, as the CLI's batches go);
 4. peak RSS of `rbedit transfer` over --files PNGs; then the same run killed (SIGKILL) half-way
    and rerun, and its outputs compared byte for byte with the uninterrupted run.
 
@@ -111,7 +113,7 @@ def resolve_model(ref: str | None, work: Path) -> tuple[str, str]:
     return str(folder), "random-init default ModelConfig (embedded digits model has no weights yet)"
 
 
-def model_only_throughput(model_dir: str, n: int) -> float:
+def model_only_throughput(model_dir: str, n: int, device: str = "cpu") -> float:
     """Images/s of encode z + decode on prepared tensors, batches of BATCH.
 
     Runs in a fresh process with the OpenMP settings the CLI uses
@@ -120,16 +122,18 @@ def model_only_throughput(model_dir: str, n: int) -> float:
     code = f"""
 import time, torch
 from rbedit.checkpoint import load_checkpoint
-model = load_checkpoint({model_dir!r})
+model = load_checkpoint({model_dir!r}).to({device!r})
 s = model.config.image_size
-x = torch.rand({n}, 3, s, s) * 2 - 1
+x = torch.rand({n}, 3, s, s) * 2 - 1  # on the CPU, as the CLI's prepared batches are
 e = model.e_ref.detach()
+sync = torch.cuda.synchronize if {device!r}.startswith("cuda") else (lambda: None)
 with torch.inference_mode():
-    model.decode(model.encode_z(x[:{BATCH}]).mu, e.expand({BATCH}, -1))  # warm-up
+    model.decode(model.encode_z(x[:{BATCH}].to({device!r})).mu, e.expand({BATCH}, -1))  # warm-up
+    sync()
     start = time.perf_counter()
     for i in range(0, {n}, {BATCH}):
-        chunk = x[i : i + {BATCH}]
-        model.decode(model.encode_z(chunk).mu, e.expand(len(chunk), -1))
+        chunk = x[i : i + {BATCH}].to({device!r})
+        model.decode(model.encode_z(chunk).mu, e.expand(len(chunk), -1)).cpu()
     print({n} / (time.perf_counter() - start))
 """
     env = child_env()
@@ -153,6 +157,7 @@ def main() -> None:
     parser.add_argument("--throughput-files", type=int, default=1_000)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--device", default="cpu", help="device of the batch throughput runs (one-image and RSS runs: cpu)")
     args = parser.parse_args()
 
     # An installed package has compiled bytecode; a checkout run with PYTHONDONTWRITEBYTECODE has not.
@@ -196,11 +201,11 @@ def main() -> None:
         n = args.throughput_files
         batch_walls, batch_runs, model_rates = [], [], []
         for r in range(3):  # interleaved with the model-only runs; the best of each
-            model_rates.append(model_only_throughput(model_dir, n))
+            model_rates.append(model_only_throughput(model_dir, n, args.device))
             start = time.perf_counter()
             proc = subprocess.run(
                 rbedit_cmd("transfer", str(one[0]), str(few), "-o", str(work / f"batch{r}"), "-m", model_dir,
-                           "--device", "cpu", "--batch-size", str(BATCH)),
+                           "--device", args.device, "--batch-size", str(BATCH)),
                 capture_output=True, text=True, env=child_env(), cwd=ROOT,
             )
             batch_walls.append(time.perf_counter() - start)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One prepared GPU session: srbvae settings side by side on one GPU (the digits
 # and faces-synth presets at full length), the test suite with --device cuda
-# meanwhile, then the runs (release checkpoints, metrics, sample grids; no
+# meanwhile, the CLI's batch throughput on CUDA after them, then the runs (release checkpoints, metrics, sample grids; no
 # resume states) packed into $OUT for evaluation elsewhere. The steps/s in each
 # run's metrics.jsonl is the CUDA training speed with all runs sharing the GPU.
 # Usage (repository root, on the GPU machine):
@@ -36,6 +36,9 @@ timeout "$TRAIN_LIMIT" python3 -m pytest -q -p no:cacheprovider --device cuda \
   --ignore=tests/test_push.py ${PYTEST_ARGS:-} > "$OUT/pytest-cuda.log" 2>&1
 echo "pytest --device cuda: $(tail -n 1 "$OUT/pytest-cuda.log")"
 wait
+# CLI batch throughput on the GPU next to the model alone there (issue 3).
+timeout 150 python3 benchmarks/cli_speed.py --files 0 --repeats 2 --device cuda > "$OUT/cli-speed-cuda.log" 2>&1
+echo "cli_speed --device cuda: $(tail -n 2 "$OUT/cli-speed-cuda.log")"
 for spec in "${RUNS[@]}"; do
   name=${spec%%|*}
   echo "$name: $(tail -n 1 runs-gpu/$name/metrics.jsonl | cut -c1-100)"
