@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One prepared GPU session: srbvae settings side by side on one GPU (the digits
 # and faces-synth presets at full length), the test suite with --device cuda
-# meanwhile, the CLI's batch throughput on CUDA after them, then the runs (release checkpoints, metrics, sample grids; no
-# resume states) packed into $OUT for evaluation elsewhere. The steps/s in each
-# run's metrics.jsonl is the CUDA training speed with all runs sharing the GPU.
+# meanwhile, the CLI's batch throughput on CUDA after them, then the runs
+# (release checkpoints, metrics, sample grids; no resume states) packed into
+# $OUT for evaluation elsewhere. The steps/s in each run's metrics.jsonl is the
+# CUDA training speed with all runs sharing the GPU.
 # Usage (repository root, on the GPU machine):
 #   bash benchmarks/gpu_sweep.sh ["name|train.fit options" ...]
 set -u
