@@ -120,7 +120,7 @@ def test_write_is_atomic(tmp_path, monkeypatch, name):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (32, 32)])
+@pytest.mark.parametrize("shape", [(1, 1), (5, 7), (32, 32), (300, 260)])  # the last one through Pillow
 def test_png_round_trip(tmp_path, shape):
     rng = np.random.default_rng(0)
     rgb = rng.integers(0, 256, (*shape, 3), dtype=np.uint8)
