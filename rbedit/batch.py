@@ -276,13 +276,7 @@ def run(
             _run_overlapped(chunks, stages, edit, reporter, depth=max(workers, 1))
     elif workers > 0 and _can_fork():
         with _pool(workers, load=load, edit=edit, save=save) as (pool, _, _):
-            running: deque = deque()
-            for chunk in chunks:
-                if len(running) > workers:  # every worker busy and one chunk queued
-                    _record_all(running.popleft(), reporter)
-                running.append(pool.submit(_whole_chunk_in_worker, chunk))
-            while running:
-                _record_all(running.popleft(), reporter)
+            _run_in_workers(chunks, pool, reporter, workers=workers)
     else:
         for chunk in chunks:
             for outcome in _whole_chunk(chunk, load, edit, save):
@@ -298,6 +292,17 @@ def _whole_chunk(jobs: list[Job], load: Callable, edit: Callable, save: Callable
         results = edit([item for _, items in loaded for item in items]) if loaded else []
         outcomes += _save_all(loaded, results, save)
     return outcomes
+
+
+def _run_in_workers(chunks: Iterator[list[Job]], pool, reporter: Reporter, *, workers: int) -> None:
+    """Whole chunks in the workers: every worker busy and one chunk queued."""
+    running: deque = deque()
+    for chunk in chunks:
+        if len(running) > workers:
+            _record_all(running.popleft(), reporter)
+        running.append(pool.submit(_whole_chunk_in_worker, chunk))
+    while running:
+        _record_all(running.popleft(), reporter)
 
 
 def _run_overlapped(chunks: Iterator[list[Job]], stages, edit: Callable, reporter: Reporter, *, depth: int) -> None:

@@ -154,17 +154,17 @@ def _run_image_command(name: str, work: batch.Plan, common: Common, *, operation
         load=lambda job: prepare_file(job.input, editor),
         edit=fixed_shape(editor, operation(editor), rows),
         save=save,
-        overlap=overlaps(editor),
+        editor=editor,
     )
 
 
-def overlaps(editor: Editor) -> bool:
-    """Read and write while the model edits: only when it runs on an accelerator (see batch.run)."""
-    return editor.device.type != "cpu"
+def execute(name: str, work: batch.Plan, common: Common, *, load, edit, save, editor: Editor | None = None) -> None:
+    """Stream the plan through load/edit/save with progress and report; exit 1 if a file failed.
 
-
-def execute(name: str, work: batch.Plan, common: Common, *, load, edit, save, overlap: bool = False) -> None:
-    """Stream the plan through load/edit/save with progress and report; exit 1 if a file failed."""
+    With the editor's model on an accelerator, reading and writing overlap its
+    work; on the CPU (or with no model) each worker reads, edits and writes
+    whole chunks (see batch.run).
+    """
     reporter = batch.Reporter(total=len(work.jobs), report=common.report, console=console, label=name)
     try:
         batch.run(
@@ -176,7 +176,7 @@ def execute(name: str, work: batch.Plan, common: Common, *, load, edit, save, ov
             batch_size=common.batch_size,
             overwrite=common.overwrite,
             workers=stage_workers(common, len(work.jobs)),
-            overlap=overlap,
+            overlap=editor is not None and editor.device.type != "cpu",
         )
     finally:
         reporter.close()

@@ -34,7 +34,7 @@ def encode(
     per image (per face), for feature learning and analysis.
     """
     from rbedit.batch import Job, Plan, PlanError, collect_inputs
-    from rbedit.cli.editing import Common, cpu_threads_for, execute, load_editor, overlaps, prepare_file
+    from rbedit.cli.editing import Common, cpu_threads_for, execute, load_editor, prepare_file
 
     suffix = output.suffix.lower()
     if suffix not in LATENT_FORMATS:
@@ -69,7 +69,7 @@ def encode(
         with cpu_threads_for(len(work.jobs)):
             execute(
                 "encode", work, common, load=lambda job: prepare_file(job.input, editor), edit=edit, save=save,
-                overlap=overlaps(editor),
+                editor=editor,
             )
     except typer.Exit as some_failed:  # still write what was encoded; Ctrl-C or a crash writes nothing
         stop = some_failed

@@ -46,7 +46,7 @@ def sample(
     """
     import secrets
 
-    from rbedit.cli.editing import Common, console, cpu_threads_for, execute, load_editor, overlaps, plan_or_exit, prepare_file
+    from rbedit.cli.editing import Common, console, cpu_threads_for, execute, load_editor, plan_or_exit, prepare_file
     from rbedit.imageio import WRITE_FORMATS
 
     common = Common(model, device, batch_size, fmt, overwrite, report, size, landmarks, face, crop, workers=workers)
@@ -99,7 +99,7 @@ def sample(
     with cpu_threads_for(len(work.jobs) * n):
         execute(
             "sample", work, common, load=lambda job: prepare_file(job.input, editor), edit=edit, save=save,
-            overlap=overlaps(editor),
+            editor=editor,
         )
 
 
