@@ -26,7 +26,6 @@ import argparse
 import compileall
 import os
 import re
-import resource
 import shutil
 import signal
 import statistics

@@ -7,13 +7,12 @@ key and every shape must match the networks that config.json builds.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from rbedit.atomic import write_atomic
 from rbedit.model import ModelConfig, RbVAE
 
 CONFIG_NAME = "config.json"
@@ -23,17 +22,6 @@ CARD_NAME = "README.md"
 
 class CheckpointError(ValueError):
     """A checkpoint folder is missing a file or does not match its config."""
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(
@@ -47,17 +35,11 @@ def save_checkpoint(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{WEIGHTS_NAME}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": "pt", "rbedit_format": str(model.config.format_version)})
-        os.replace(tmp, folder / WEIGHTS_NAME)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _write_atomic(folder / CONFIG_NAME, model.config.to_json().encode())
+    metadata = {"format": "pt", "rbedit_format": str(model.config.format_version)}
+    write_atomic(folder / WEIGHTS_NAME, save(tensors, metadata=metadata))
+    write_atomic(folder / CONFIG_NAME, model.config.to_json().encode())
     if card is not None:
-        _write_atomic(folder / CARD_NAME, card.encode())
+        write_atomic(folder / CARD_NAME, card.encode())
     return folder
 
 

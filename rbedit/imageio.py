@@ -17,7 +17,6 @@ import io
 import math
 import os
 import struct
-import tempfile
 import warnings
 import zlib
 from collections.abc import Collection, Sequence
@@ -26,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+from rbedit.atomic import write_atomic
 
 # Extensions walked in folders and accepted as inputs; other files are ignored.
 IMAGE_EXTENSIONS = frozenset(
@@ -73,8 +74,8 @@ def read_image(path: str | os.PathLike) -> Picture:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             # One read of the whole file: Pillow's own reads are many small system calls.
             with Image.open(io.BytesIO(path.read_bytes())) as img:
-                img.load()
-                return from_pil(img, path=path)
+                ImageOps.exif_transpose(img, in_place=True)  # (our own image: no copy needed)
+                return _picture(img, path)
     except ImageError:
         raise
     except FileNotFoundError:
@@ -97,7 +98,11 @@ def read_image(path: str | os.PathLike) -> Picture:
 
 def from_pil(img: Image.Image, *, path: Path | None = None) -> Picture:
     """Convert a PIL image of any mode to a Picture (EXIF orientation applied)."""
-    img = ImageOps.exif_transpose(img) or img
+    return _picture(ImageOps.exif_transpose(img) or img, path)
+
+
+def _picture(img: Image.Image, path: Path | None) -> Picture:
+    """A Picture of an upright PIL image of any mode."""
     mode = img.mode
     alpha = None
     if mode in SIXTEEN_BIT_MODES or mode == "I":
@@ -206,17 +211,7 @@ def write_image(
     key = file_key(path)
     if key is not None and key in protected:
         raise ImageError(f"{path}: refusing to overwrite an input file")
-    data = encode_image(rgb, alpha if fmt in ALPHA_FORMATS else None, fmt)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:  # also Ctrl-C: never leave a partial file behind
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, encode_image(rgb, alpha if fmt in ALPHA_FORMATS else None, fmt))
 
 
 def encode_image(rgb: np.ndarray, alpha: np.ndarray | None, fmt: str) -> bytes:

@@ -120,6 +120,28 @@ def test_write_is_atomic(tmp_path, monkeypatch, name):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_outputs_get_the_umask_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        out = write_image(tmp_path / "out.png", np.zeros((2, 2, 3), np.uint8))
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o644  # (a temporary file from mkstemp would have made it 0600)
+
+
+def test_a_stale_temporary_file_is_stepped_over(tmp_path, monkeypatch):
+    import itertools
+
+    from rbedit import atomic
+
+    monkeypatch.setattr(atomic, "_counter", itertools.count())
+    stale = tmp_path / f".out.png.{os.getpid()}-0.tmp"  # left by a killed process that had our id
+    stale.write_bytes(b"half")
+    write_image(tmp_path / "out.png", np.zeros((2, 2, 3), np.uint8))
+    assert stale.read_bytes() == b"half" and Image.open(tmp_path / "out.png").size == (2, 2)
+
+
 @pytest.mark.parametrize("shape", [(1, 1), (5, 7), (32, 32), (300, 260)])  # the last one through Pillow
 def test_png_round_trip(tmp_path, shape):
     rng = np.random.default_rng(0)

@@ -6,17 +6,17 @@ previous state. Loaded with weights_only=True: tensors and plain containers only
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
+
+from rbedit.atomic import atomic_file
 
 STATE_NAME = "state.pt"
 
 
 def save_state(run_dir: Path, *, step: int, modules: dict, optimizers: dict, generators: dict) -> Path:
     path = Path(run_dir) / STATE_NAME
-    tmp = path.with_name(f".{STATE_NAME}.tmp")
     state = {
         "step": step,
         "modules": {k: m.state_dict() for k, m in modules.items()},
@@ -25,8 +25,8 @@ def save_state(run_dir: Path, *, step: int, modules: dict, optimizers: dict, gen
         "torch_rng": torch.get_rng_state(),  # dropout
         "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
     }
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as f:
+        torch.save(state, f)
     return path
 
 

@@ -81,29 +81,22 @@ def encode(
 
 def _write_latents(path: Path, rows, e_ref) -> None:
     import json
-    import os
-    import tempfile
 
     import numpy as np
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            if path.suffix.lower() == ".npz":
-                np.savez(
-                    f,
-                    files=np.array([r[0] for r in rows]),
-                    face=np.array([r[1] for r in rows], dtype=np.int64),
-                    z=np.stack([r[2] for r in rows]).astype(np.float32),
-                    e=np.stack([r[3] for r in rows]).astype(np.float32),
-                    e_ref=e_ref.astype(np.float32),
-                )
-            else:
-                for file, index, z, e in rows:
-                    line = {"file": file, "face": index, "z": z.tolist(), "e": e.tolist()}
-                    f.write((json.dumps(line) + "\n").encode())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    from rbedit.atomic import atomic_file
+
+    with atomic_file(path) as f:
+        if path.suffix.lower() == ".npz":
+            np.savez(
+                f,
+                files=np.array([r[0] for r in rows]),
+                face=np.array([r[1] for r in rows], dtype=np.int64),
+                z=np.stack([r[2] for r in rows]).astype(np.float32),
+                e=np.stack([r[3] for r in rows]).astype(np.float32),
+                e_ref=e_ref.astype(np.float32),
+            )
+        else:
+            for file, index, z, e in rows:
+                line = {"file": file, "face": index, "z": z.tolist(), "e": e.tolist()}
+                f.write((json.dumps(line) + "\n").encode())

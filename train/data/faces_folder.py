@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +28,7 @@ from rbedit.align.errors import FaceTooSmallError, NoFaceError
 from rbedit.align.geometry import fit_transform, transform_scale, warp_image
 from rbedit.align.pipeline import DEFAULT_TRANSFORM, MAX_UPSCALE, MIN_FACE_WIDTH_PX
 from rbedit.align.template import FIT_WEIGHTS, template_from_landmarks
+from rbedit.atomic import atomic_file, write_atomic
 from rbedit.imageio import IMAGE_EXTENSIONS, ImageError, read_image
 from rbedit.landmarks import LandmarkFileError, get_backend, ibug
 
@@ -53,19 +52,6 @@ def _digest(*parts) -> str:
 def _folder_cache(folder: Path, cache_dir: Path, landmarks: str) -> Path:
     folder = Path(folder).resolve()
     return Path(cache_dir) / f"{folder.name}-{_digest(str(folder), landmarks, CACHE_VERSION)}"
-
-
-def _write_atomic(path: Path, write) -> None:
-    """Call write(file) on a temporary file beside `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _progress(enabled: bool) -> Progress:
@@ -110,7 +96,7 @@ def folder_landmarks(folder: Path, *, cache_dir: Path, landmarks: str = "dlib", 
                 except (ImageError, LandmarkFileError) as exc:
                     entries[rel] = {"key": key, "reason": str(exc)}
                 bar.advance(task)
-        _write_atomic(store, lambda f: f.write(json.dumps(entries).encode()))
+        write_atomic(store, json.dumps(entries).encode())
     return dict(sorted(entries.items()))
 
 
@@ -192,6 +178,7 @@ def load_aligned_folder(
         "skipped": sorted(skipped, key=lambda s: s["path"]),
         "cache": str(cache),
     }
-    _write_atomic(crops_path, lambda f: np.save(f, images))
-    _write_atomic(manifest_path, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
+    with atomic_file(crops_path) as f:
+        np.save(f, images)
+    write_atomic(manifest_path, json.dumps(manifest, indent=1).encode())
     return images, manifest
