@@ -33,6 +33,7 @@ from rbedit.imageio import IMAGE_EXTENSIONS, WRITE_FORMATS, ImageError, file_key
 # A chunk stops growing at this many bytes of decoded pictures (large photos),
 # even when it holds fewer than batch_size files.
 MAX_CHUNK_BYTES = 128 * 2**20
+PARENT_CHECK_SECONDS = 0.5  # how often a worker checks that the main process is still there
 
 
 class PlanError(ValueError):
@@ -346,15 +347,30 @@ def _can_fork() -> bool:
 _STAGES: dict[str, Callable] = {}
 
 
-def _install(stages: dict[str, Callable]) -> None:
+def _install(stages: dict[str, Callable], parent: int) -> None:
     import signal
     import sys
+    import threading
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    threading.Thread(target=_exit_with_parent, args=(parent,), name="rbedit-parent-watch", daemon=True).start()
     _STAGES.update(stages)
     torch = sys.modules.get("torch")
     if torch is not None:  # one thread per worker: the workers share the cores
         torch.set_num_threads(1)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker once its main process is gone.
+
+    A main process killed outright (SIGKILL, the out-of-memory killer) cannot
+    stop its workers, and they would wait for work forever, each holding a
+    copy of the model. Outputs are written atomically, so exiting mid-chunk
+    loses nothing that a rerun does not redo.
+    """
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)
 
 
 def _load_in_worker(jobs: list[Job]):
@@ -379,7 +395,7 @@ def _pool(workers: int, **stages: Callable):
         import multiprocessing
 
         context = multiprocessing.get_context("fork")
-        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_install, initargs=(stages,))
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_install, initargs=(stages, os.getpid()))
         load_chunk, save_chunk = _load_in_worker, _save_in_worker
     else:
         pool = ThreadPoolExecutor(2, thread_name_prefix="rbedit-io")

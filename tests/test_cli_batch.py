@@ -142,6 +142,47 @@ def test_every_schedule_writes_the_same(tmp_path, monkeypatch, workers, overlap)
     }
 
 
+KILLED_MAIN = """
+import os, signal, sys, time
+from pathlib import Path, PurePosixPath
+from rbedit import batch
+
+class DiesOnFirstOutcome:  # the main process is killed outright once its workers are busy
+    def record(self, outcome):
+        import multiprocessing
+        Path(sys.argv[1]).write_text(" ".join(str(p.pid) for p in multiprocessing.active_children()))
+        os.kill(os.getpid(), signal.SIGKILL)
+
+jobs = [batch.Job(Path(str(i)), PurePosixPath(str(i))) for i in range(200)]
+batch.run(jobs, load=lambda job: [job], edit=lambda items: time.sleep(0.05) or items, save=lambda job, items, results: [],
+          reporter=DiesOnFirstOutcome(), batch_size=2, workers=2)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_workers_exit_when_the_main_process_is_killed(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    pids_file = tmp_path / "workers"
+    run = subprocess.run([sys.executable, "-c", KILLED_MAIN, str(pids_file)], timeout=60)
+    assert run.returncode == -9
+    pids = [int(pid) for pid in pids_file.read_text().split()]
+    assert len(pids) == 2
+
+    def alive(pid):  # (an exited orphan may linger as a zombie until it is reaped)
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+        except FileNotFoundError:
+            return False
+
+    deadline = time.monotonic() + 10
+    while any(map(alive, pids)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(alive, pids))  # (without the watch they would wait for work forever)
+
+
 def test_a_dead_worker_stops_the_run_with_one_line(cli, tiny_model, digits_dir, tmp_path, monkeypatch):
     import os
 
