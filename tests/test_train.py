@@ -96,6 +96,18 @@ def test_neutralised_pairs_train_z_and_the_generator_not_e(images):
     assert all(g is None or not g.any() for g in _grads(model.e_encoder))
 
 
+def test_the_transfer_cycle_trains_the_encoders_through_the_generator(images):
+    trainer = Trainer(tiny(transfer_weight=1.0), unlabelled=images[0], reference=images[1])
+    model = trainer.model
+    _, terms = srbvae.model_terms(model, *trainer._batch(), trainer.cfg, trainer.noise)
+    assert "transfer" in terms and torch.isfinite(terms["transfer"])
+    terms["transfer"].backward()
+    for part in (model.z_encoder, model.e_encoder, model.generator):
+        assert all(g is not None and g.any() for g in _grads(part))
+    off = Trainer(tiny(), unlabelled=images[0], reference=images[1])
+    assert "transfer" not in srbvae.model_terms(off.model, *off._batch(), off.cfg, off.noise)[1]
+
+
 def test_e_ref_learns_from_reference_reconstructions(images):
     trainer = Trainer(tiny(), unlabelled=images[0], reference=images[1])
     x, x_r = trainer._batch()

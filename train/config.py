@@ -42,6 +42,7 @@ class TrainConfig:
     latent_weight: float = 1.0  # weight of the Eq. 10 latent log-likelihood terms
     swap_weight: float = 0.0  # rbedit extension: weight of the swap (and neutral) cycle log-likelihoods (see srbvae.py)
     neutral_weight: float = 0.0  # rbedit extension: neutralised pairs G(z, e_r) against d_nu (see srbvae.py)
+    transfer_weight: float = 0.0  # rbedit extension: weight of the transfer cycle log-likelihoods (see srbvae.py)
     min_logvar: float = -8.0  # clamp of posterior log-variances, keeps latent NLLs finite
     # --- optimisation ---
     steps: int = 4000  # model updates

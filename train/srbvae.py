@@ -10,6 +10,10 @@ rbedit extensions (off when their weights are 0, which is the paper):
 - cycles (`swap_weight`): G(z of a reference, e of an unlabelled image)
   re-encodes to that z and that e; with neutralised pairs on, G(z, e_r)
   re-encodes to its z too.
+- transfer cycle (`transfer_weight`): G(z of one unlabelled image, e of
+  another), the edit users make, re-encodes to that z and that e. A
+  generator that draws part of the shape from e (e can carry it: nothing
+  else forbids it) then changes z, which this penalises.
 - neutralised pairs (`neutral_weight`): an unlabelled image's z decoded with
   e_r, (G(z, e_r), z), must pass d_nu as a reference pair (x_r, z_r). The
   paper's objective lets Z keep style that the reference set holds constant
@@ -68,7 +72,7 @@ def model_terms(model: RbVAE, x: torch.Tensor, x_r: torch.Tensor, cfg, noise: to
 
     # One generator pass: reconstructions, generated pairs (lines 12-13) and the extensions.
     pairs = {"recon": (z, e), "recon_r": (z_r, e_r), "x_hat": (z_hat, e_hat), "x_hat_r": (z_hat_r, e_r),
-             "swap": (z_r, e), "neutral": (z, e_r)}
+             "swap": (z_r, e), "neutral": (z, e_r), "transfer": (z.roll(1, 0), e)}
     names = ["recon", "recon_r", "x_hat", "x_hat_r", *extensions(cfg)]
     zs, es = zip(*(pairs[name] for name in names))
     images = dict(zip(names, model.decode(torch.cat(zs), torch.cat(es)).split(b)))
@@ -81,7 +85,7 @@ def model_terms(model: RbVAE, x: torch.Tensor, x_r: torch.Tensor, cfg, noise: to
     }
     # Eq. 10, latents re-encoded from generated images (and from the extensions' images).
     z_from = ["x_hat", "x_hat_r", *extensions(cfg)]
-    e_from = ["x_hat", *(["swap"] if cfg.swap_weight else [])]
+    e_from = ["x_hat", *(name for name in ("swap", "transfer") if name in extensions(cfg))]
     re_z = _split(clamp(model.encode_z(torch.cat([images[k] for k in z_from])), cfg.min_logvar), z_from)
     re_e = _split(clamp(model.encode_e(torch.cat([images[k] for k in e_from])), cfg.min_logvar), e_from)
     terms["latent"] = (
@@ -95,13 +99,19 @@ def model_terms(model: RbVAE, x: torch.Tensor, x_r: torch.Tensor, cfg, noise: to
     if cfg.neutral_weight:
         # The neutralised image keeps the common factors: it re-encodes to the z it came from.
         terms["neutral_cycle"] = gaussian_nll(z.detach(), re_z["neutral"])
+    if cfg.transfer_weight:
+        # B's z with A's e (A = the next image of the batch) keeps B's z and takes A's e.
+        terms["transfer"] = (
+            gaussian_nll(z.roll(1, 0).detach(), re_z["transfer"]) + gaussian_nll(e.detach(), re_e["transfer"])
+        )
     pass_ = Pass(x, z, e, x_r, z_r, x_hat, z_hat, e_hat, x_hat_r, z_hat_r, images.get("neutral"))
     return pass_, terms
 
 
 def extensions(cfg) -> list[str]:
     """Names of the extra decoded batches the rbedit extensions ask for, in decoding order."""
-    return [name for name, weight in (("swap", cfg.swap_weight), ("neutral", cfg.neutral_weight)) if weight]
+    weights = (("swap", cfg.swap_weight), ("neutral", cfg.neutral_weight), ("transfer", cfg.transfer_weight))
+    return [name for name, weight in weights if weight]
 
 
 def _split(post: Posterior, names: list[str]) -> dict[str, Posterior]:
@@ -146,6 +156,7 @@ def model_loss(terms: dict, cfg) -> torch.Tensor:
         + terms["recon_ref"]
         + cfg.latent_weight * terms["latent"]
         + cfg.swap_weight * (terms.get("swap", 0.0) + terms.get("neutral_cycle", 0.0))
+        + cfg.transfer_weight * terms.get("transfer", 0.0)
         + cfg.adversarial_weight * (terms["adv_xi"] + terms["adv_gamma"])
         + cfg.neutral_weight * terms.get("neutral", 0.0)
     )
