@@ -108,6 +108,16 @@ def test_the_transfer_cycle_trains_the_encoders_through_the_generator(images):
     assert "transfer" not in srbvae.model_terms(off.model, *off._batch(), off.cfg, off.noise)[1]
 
 
+def test_learning_rate_is_constant_unless_it_decays():
+    from train.loop import learning_rate
+
+    constant = tiny(steps=100, lr=1e-3)
+    assert {learning_rate(constant, step) for step in range(100)} == {1e-3}
+    decaying = tiny(steps=100, lr=1e-3, lr_decay_from=0.5)
+    assert learning_rate(decaying, 49) == 1e-3 and learning_rate(decaying, 50) == 1e-3
+    assert learning_rate(decaying, 75) == pytest.approx(5e-4) and learning_rate(decaying, 99) == pytest.approx(2e-5)
+
+
 def test_e_ref_learns_from_reference_reconstructions(images):
     trainer = Trainer(tiny(), unlabelled=images[0], reference=images[1])
     x, x_r = trainer._batch()

@@ -48,6 +48,7 @@ class TrainConfig:
     steps: int = 4000  # model updates
     batch_size: int = 36  # images per set (unlabelled and reference) per step
     lr: float = 1e-4  # Adam learning rate, models and discriminators
+    lr_decay_from: float = 1.0  # fraction of the steps after which lr falls linearly towards 0 (1 = constant)
     betas: tuple[float, float] = (0.5, 0.99)  # Adam β1, β2
     eps: float = 1e-8  # Adam ε
     seed: int = 0  # seeds initialisation, batches, noise and dropout

@@ -56,6 +56,15 @@ def model_config(cfg: TrainConfig, template: np.ndarray | None = None) -> ModelC
     )
 
 
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """cfg.lr, falling linearly from step lr_decay_from × steps to 0 at the end (a function of
+    the step alone, so a resumed run follows the same schedule)."""
+    start = cfg.lr_decay_from * cfg.steps
+    if step < start:
+        return cfg.lr
+    return cfg.lr * max(0.0, cfg.steps - step) / max(cfg.steps - start, 1)
+
+
 class Trainer:
     """Holds the networks, optimisers and data of one run; `step()` is one SGD step."""
 
@@ -95,6 +104,9 @@ class Trainer:
 
     def step(self) -> dict[str, float]:
         """One SGD step of the configured objective; returns its loss terms."""
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(self.cfg, self.step_count)
         x, x_r = self._batch()
         for m in self.modules.values():
             m.train()
