@@ -345,6 +345,8 @@ def _can_fork() -> bool:
 
 # The stage functions a forked worker runs; set in each worker by _install.
 _STAGES: dict[str, Callable] = {}
+# Held by a worker while it works on a chunk (a lock from the threading module, made by _install).
+_BUSY: Any = None
 
 
 def _install(stages: dict[str, Callable], parent: int) -> None:
@@ -352,7 +354,9 @@ def _install(stages: dict[str, Callable], parent: int) -> None:
     import sys
     import threading
 
+    global _BUSY
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    _BUSY = threading.Lock()
     threading.Thread(target=_exit_with_parent, args=(parent,), name="rbedit-parent-watch", daemon=True).start()
     _STAGES.update(stages)
     torch = sys.modules.get("torch")
@@ -365,24 +369,28 @@ def _exit_with_parent(parent: int) -> None:
 
     A main process killed outright (SIGKILL, the out-of-memory killer) cannot
     stop its workers, and they would wait for work forever, each holding a
-    copy of the model. Outputs are written atomically, so exiting mid-chunk
-    loses nothing that a rerun does not redo.
+    copy of the model. A chunk under way is finished first, so its files are
+    written whole and no temporary file is left behind.
     """
     while os.getppid() == parent:
         time.sleep(PARENT_CHECK_SECONDS)
-    os._exit(1)
+    with _BUSY:
+        os._exit(1)
 
 
 def _load_in_worker(jobs: list[Job]):
-    return _load_some(jobs, _STAGES["load"])
+    with _BUSY:
+        return _load_some(jobs, _STAGES["load"])
 
 
 def _save_in_worker(loaded: list, results: list) -> list[Outcome]:
-    return _save_all(loaded, results, _STAGES["save"])
+    with _BUSY:
+        return _save_all(loaded, results, _STAGES["save"])
 
 
 def _whole_chunk_in_worker(jobs: list[Job]) -> list[Outcome]:
-    return _whole_chunk(jobs, _STAGES["load"], _STAGES["edit"], _STAGES["save"])
+    with _BUSY:
+        return _whole_chunk(jobs, _STAGES["load"], _STAGES["edit"], _STAGES["save"])
 
 
 @contextlib.contextmanager

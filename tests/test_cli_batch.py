@@ -153,8 +153,16 @@ class DiesOnFirstOutcome:  # the main process is killed outright once its worker
         Path(sys.argv[1]).write_text(" ".join(str(p.pid) for p in multiprocessing.active_children()))
         os.kill(os.getpid(), signal.SIGKILL)
 
+def load(job):  # each file marks when it is read and when it is written
+    (Path(sys.argv[2]) / f"read-{job.input}").touch()
+    return [job]
+
+def save(job, items, results):
+    (Path(sys.argv[2]) / f"written-{job.input}").touch()
+    return []
+
 jobs = [batch.Job(Path(str(i)), PurePosixPath(str(i))) for i in range(200)]
-batch.run(jobs, load=lambda job: [job], edit=lambda items: time.sleep(0.05) or items, save=lambda job, items, results: [],
+batch.run(jobs, load=load, edit=lambda items: time.sleep(1.0) or items, save=save,  # chunks outlast the watch's poll
           reporter=DiesOnFirstOutcome(), batch_size=2, workers=2)
 """
 
@@ -165,8 +173,9 @@ def test_workers_exit_when_the_main_process_is_killed(tmp_path):
     import sys
     import time
 
-    pids_file = tmp_path / "workers"
-    run = subprocess.run([sys.executable, "-c", KILLED_MAIN, str(pids_file)], timeout=60)
+    pids_file, marks = tmp_path / "workers", tmp_path / "marks"
+    marks.mkdir()
+    run = subprocess.run([sys.executable, "-c", KILLED_MAIN, str(pids_file), str(marks)], timeout=60)
     assert run.returncode == -9
     pids = [int(pid) for pid in pids_file.read_text().split()]
     assert len(pids) == 2
@@ -181,6 +190,9 @@ def test_workers_exit_when_the_main_process_is_killed(tmp_path):
     while any(map(alive, pids)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(map(alive, pids))  # (without the watch they would wait for work forever)
+    read = {p.name.removeprefix("read-") for p in marks.glob("read-*")}
+    written = {p.name.removeprefix("written-") for p in marks.glob("written-*")}
+    assert read == written and len(read) > 2  # chunks under way were finished, not cut off
 
 
 def test_a_dead_worker_stops_the_run_with_one_line(cli, tiny_model, digits_dir, tmp_path, monkeypatch):
