@@ -345,7 +345,7 @@ def _can_fork() -> bool:
 
 # The stage functions a forked worker runs; set in each worker by _install.
 _STAGES: dict[str, Callable] = {}
-# Held by a worker while it works on a chunk (a lock from the threading module, made by _install).
+# A worker holds this lock (a threading.Lock, made by _install) while it works on a chunk.
 _BUSY: Any = None
 
 
