@@ -20,6 +20,7 @@ import contextlib
 import functools
 import json
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -345,18 +346,15 @@ def _can_fork() -> bool:
 
 # The stage functions a forked worker runs; set in each worker by _install.
 _STAGES: dict[str, Callable] = {}
-# A worker holds this lock (a threading.Lock, made by _install) while it works on a chunk.
-_BUSY: Any = None
+# A forked worker holds this lock while it works on a chunk (the main process never takes it).
+_BUSY = threading.Lock()
 
 
 def _install(stages: dict[str, Callable], parent: int) -> None:
     import signal
     import sys
-    import threading
 
-    global _BUSY
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    _BUSY = threading.Lock()
     threading.Thread(target=_exit_with_parent, args=(parent,), name="rbedit-parent-watch", daemon=True).start()
     _STAGES.update(stages)
     torch = sys.modules.get("torch")
