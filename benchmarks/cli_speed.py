@@ -199,7 +199,7 @@ def main() -> None:
         # 3. batch throughput vs model-only forward
         n = args.throughput_files
         batch_walls, batch_runs, model_rates = [], [], []
-        for r in range(3):  # interleaved with the model-only runs; the best of each
+        for r in range(args.repeats):  # interleaved with the model-only runs; the best of each
             model_rates.append(model_only_throughput(model_dir, n, args.device))
             start = time.perf_counter()
             proc = subprocess.run(

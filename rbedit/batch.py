@@ -35,6 +35,10 @@ from rbedit.imageio import IMAGE_EXTENSIONS, WRITE_FORMATS, ImageError, file_key
 # even when it holds fewer than batch_size files.
 MAX_CHUNK_BYTES = 128 * 2**20
 PARENT_CHECK_SECONDS = 0.5  # how often a worker checks that the main process is still there
+# glibc malloc settings in workers (see _keep_freed_memory): mallopt parameter numbers and values.
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+KEEP_FREED_BYTES = 256 * 2**20  # free memory at the top of the heap kept for reuse, not returned
+HEAP_ALLOCATIONS_UP_TO = 32 * 2**20  # larger blocks are mapped and unmapped on their own (glibc's maximum)
 
 
 class PlanError(ValueError):
@@ -357,9 +361,31 @@ def _install(stages: dict[str, Callable], parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     threading.Thread(target=_exit_with_parent, args=(parent,), name="rbedit-parent-watch", daemon=True).start()
     _STAGES.update(stages)
+    _keep_freed_memory()
     torch = sys.modules.get("torch")
     if torch is not None:  # one thread per worker: the workers share the cores
         torch.set_num_threads(1)
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc's malloc reuse freed blocks instead of returning them to the system (glibc only).
+
+    Every model call allocates and frees megabytes of activations. By default
+    glibc maps large blocks afresh and trims the heap once the top of it is
+    free, so the next call faults the same memory in again: 6-10 thousand page
+    faults per chunk of 64 digits in a worker (none in a long-lived process
+    whose heap has settled). Kept, a worker's memory stays at its peak, which
+    is bounded by the chunk. Measured (8 runs each of 1,000 digits, 2 workers):
+    0.73-0.88 s against 0.74-1.04 s.
+    """
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl, macOS): keep the allocator's defaults
+        return
+    mallopt(M_TRIM_THRESHOLD, KEEP_FREED_BYTES)
+    mallopt(M_MMAP_THRESHOLD, HEAP_ALLOCATIONS_UP_TO)
 
 
 def _exit_with_parent(parent: int) -> None:
