@@ -45,6 +45,7 @@ def model_config(cfg: TrainConfig, template: np.ndarray | None = None) -> ModelC
         image_size=cfg.image_size,
         z_dim=cfg.z_dim,
         e_dim=cfg.e_dim,
+        e_pool=cfg.e_pool,
         channels=cfg.channels,
         template=None if template is None else tuple(map(tuple, np.asarray(template, float).tolist())),
         extra={

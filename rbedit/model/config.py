@@ -18,6 +18,9 @@ class ModelConfig:
     e_dim: int = 32  # target factors (expression / digit style)
     # Channels per resolution level, from image_size down to 4×4 (log2(size/4)+1 entries).
     channels: tuple[int, ...] = (32, 64, 128, 128)
+    # rbedit extension: E sees the image averaged over e_pool×e_pool blocks, so the
+    # target factors are read from coarse colour and layout, not from fine shape (1: off).
+    e_pool: int = 1
     # Faces only: mean landmark shape in crop pixel coordinates, 68 (x, y) pairs.
     template: tuple[tuple[float, float], ...] | None = None
     format_version: int = FORMAT_VERSION
@@ -34,6 +37,8 @@ class ModelConfig:
                 f"channels needs {levels} entries for image_size {self.image_size} "
                 f"(one per level down to 4×4), got {len(self.channels)}"
             )
+        if self.e_pool < 1 or self.e_pool & (self.e_pool - 1) or self.e_pool > self.image_size:
+            raise ValueError(f"e_pool must be a power of two from 1 to image_size, got {self.e_pool}")
         if self.format_version > FORMAT_VERSION:
             raise ValueError(
                 f"checkpoint format {self.format_version} is newer than this rbedit "

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from rbedit.model.config import ModelConfig
 from rbedit.model.networks import GaussianEncoder, Generator
@@ -46,6 +47,9 @@ class RbVAE(nn.Module):
         return Posterior(*self.z_encoder(x))
 
     def encode_e(self, x: torch.Tensor) -> Posterior:
+        k = self.config.e_pool
+        if k > 1:  # block means, at full size: E's architecture stays the same
+            x = F.avg_pool2d(x, k).repeat_interleave(k, dim=2).repeat_interleave(k, dim=3)
         return Posterior(*self.e_encoder(x))
 
     def decode(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
