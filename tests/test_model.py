@@ -33,7 +33,7 @@ def test_pooled_e_sees_block_means_only():
     torch.manual_seed(0)
     model = RbVAE(ModelConfig(image_size=8, channels=(4, 8), z_dim=3, e_dim=2, e_pool=4))
     x = torch.rand(1, 3, 8, 8) * 2 - 1
-    shuffled = x.clone()  # the same 4×4 block means, other pixels: swap the two rows of each block pair
+    shuffled = x.clone()  # rows 0 and 1 swapped: the same 4×4 block means, other pixels
     shuffled[:, :, 0], shuffled[:, :, 1] = x[:, :, 1], x[:, :, 0]
     with torch.no_grad():
         assert torch.allclose(model.encode_e(x).mu, model.encode_e(shuffled).mu, atol=1e-6)

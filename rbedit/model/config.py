@@ -18,8 +18,8 @@ class ModelConfig:
     e_dim: int = 32  # target factors (expression / digit style)
     # Channels per resolution level, from image_size down to 4×4 (log2(size/4)+1 entries).
     channels: tuple[int, ...] = (32, 64, 128, 128)
-    # rbedit extension: E sees the image averaged over e_pool×e_pool blocks, so the
-    # target factors are read from coarse colour and layout, not from fine shape (1: off).
+    # rbedit extension: E sees the image averaged over e_pool×e_pool blocks, so it
+    # cannot read fine shape (1: off; on digits it did not help, see README).
     e_pool: int = 1
     # Faces only: mean landmark shape in crop pixel coordinates, 68 (x, y) pairs.
     template: tuple[tuple[float, float], ...] | None = None
