@@ -108,6 +108,25 @@ def test_the_transfer_cycle_trains_the_encoders_through_the_generator(images):
     assert "transfer" not in srbvae.model_terms(off.model, *off._batch(), off.cfg, off.noise)[1]
 
 
+def test_reference_e_trains_e_on_reference_images_and_nothing_else(images):
+    trainer = Trainer(tiny(reference_e_weight=1.0), unlabelled=images[0], reference=images[1])
+    model = trainer.model
+    x, x_r = trainer._batch()
+    _, terms = srbvae.model_terms(model, x, x_r, trainer.cfg, trainer.noise)
+    assert "reference_e" in terms and torch.isfinite(terms["reference_e"])
+    terms["reference_e"].backward()
+    assert all(g is not None and g.any() for g in _grads(model.e_encoder))
+    assert model.e_ref.grad is not None and model.e_ref.grad.any()
+    for part in (model.z_encoder, model.generator):
+        assert all(g is None or not g.any() for g in _grads(part))
+    # It reads the reference images, not the unlabelled ones.
+    _, other = srbvae.model_terms(model, torch.rand_like(x), x_r, trainer.cfg, torch.Generator().manual_seed(0))
+    _, again = srbvae.model_terms(model, x, x_r, trainer.cfg, torch.Generator().manual_seed(0))
+    assert torch.equal(other["reference_e"], again["reference_e"])
+    off = Trainer(tiny(reference_e_weight=0.0), unlabelled=images[0], reference=images[1])
+    assert "reference_e" not in srbvae.model_terms(off.model, *off._batch(), off.cfg, off.noise)[1]
+
+
 def test_learning_rate_is_constant_unless_it_decays():
     from train.loop import learning_rate
 

@@ -14,6 +14,11 @@ rbedit extensions (off when their weights are 0, which is the paper):
   another), the edit users make, re-encodes to that z and that e. A
   generator that draws part of the shape from e (e can carry it: nothing
   else forbids it) then changes z, which this penalises.
+- reference e (`reference_e_weight`): E of a reference image is e_r. The
+  paper never applies E to the reference set (its e is e_r by definition),
+  so E meets a plain digit or a neutral face only at editing time, as an
+  input unlike any it was trained on, and a transfer from it took a style
+  the source does not have.
 - neutralised pairs (`neutral_weight`): an unlabelled image's z decoded with
   e_r, (G(z, e_r), z), must pass d_nu as a reference pair (x_r, z_r). The
   paper's objective lets Z keep style that the reference set holds constant
@@ -99,6 +104,9 @@ def model_terms(model: RbVAE, x: torch.Tensor, x_r: torch.Tensor, cfg, noise: to
     if cfg.neutral_weight:
         # The neutralised image keeps the common factors: it re-encodes to the z it came from.
         terms["neutral_cycle"] = gaussian_nll(z.detach(), re_z["neutral"])
+    if cfg.reference_e_weight:
+        # log q(e_r | x_r): E reads the reference style as e_r (e_r learns from this too).
+        terms["reference_e"] = gaussian_nll(model.reference_e(len(x_r)), clamp(model.encode_e(x_r), cfg.min_logvar))
     if cfg.transfer_weight:
         # B's z with A's e (A = the next image of the batch) keeps B's z and takes A's e.
         terms["transfer"] = (
@@ -157,6 +165,7 @@ def model_loss(terms: dict, cfg) -> torch.Tensor:
         + cfg.latent_weight * terms["latent"]
         + cfg.swap_weight * (terms.get("swap", 0.0) + terms.get("neutral_cycle", 0.0))
         + cfg.transfer_weight * terms.get("transfer", 0.0)
+        + cfg.reference_e_weight * terms.get("reference_e", 0.0)
         + cfg.adversarial_weight * (terms["adv_xi"] + terms["adv_gamma"])
         + cfg.neutral_weight * terms.get("neutral", 0.0)
     )
