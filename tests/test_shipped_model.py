@@ -38,3 +38,17 @@ def test_readme_main_command_transfers_colour(tmp_path):
     assert ink.sum() > 20  # a digit was drawn
     r, g, b = (result[ink][:, c].mean() for c in range(3))
     assert r > 1.5 * g and r > 1.5 * b  # the plain white 3 took the red style
+
+
+def test_a_plain_source_gives_the_plain_style():
+    from rbedit import load
+
+    editor = load("digits")
+    source, target = (Image.open(ROOT / "examples/digits" / name) for name in ("3_plain.png", "0_teal_bold.png"))
+    result = np.asarray(editor.transfer(source, target).convert("RGB"), dtype=float)
+    ink = result.sum(axis=2) > 60
+    assert ink.sum() > 20
+    r, g, b = (result[ink][:, c].mean() for c in range(3))
+    # White, not teal: E reads a plain digit as e_r (the model before reference e drew it green, (92, 106, 52)).
+    assert min(r, g, b) > 120 and max(r, g, b) - min(r, g, b) < 40
+    assert ink.sum() < 0.3 * ink.size  # thin, not the target's bold strokes
