@@ -105,7 +105,7 @@ def model_terms(model: RbVAE, x: torch.Tensor, x_r: torch.Tensor, cfg, noise: to
         # The neutralised image keeps the common factors: it re-encodes to the z it came from.
         terms["neutral_cycle"] = gaussian_nll(z.detach(), re_z["neutral"])
     if cfg.reference_e_weight:
-        # log q(e_r | x_r): E reads the reference style as e_r (e_r learns from this too).
+        # −log q(e_r | x_r): E reads the reference style as e_r (e_r learns from this too).
         terms["reference_e"] = gaussian_nll(model.reference_e(len(x_r)), clamp(model.encode_e(x_r), cfg.min_logvar))
     if cfg.transfer_weight:
         # B's z with A's e (A = the next image of the batch) keeps B's z and takes A's e.
