@@ -294,9 +294,9 @@ def faces_stub(monkeypatch):
 
     calls = {}
 
-    def prepare_faces(image, *, config, landmarks, face, source):
+    def align_faces(image, *, template, size, landmarks, face, source):
         calls.update(landmarks=landmarks, face=face, source=source)
-        s = config.image_size
+        s = size
         if image.mean() < 1:
             raise pipeline.NoFaceError(f"{source}: no face found (landmarks: {landmarks})")
         faces = [SimpleNamespace(crop=image[:s, :s].copy(), matrix=np.array([[1.0, 0, 0], [0, 1.0, 0]]))]
@@ -310,7 +310,7 @@ def faces_stub(monkeypatch):
         out[:s, :s] = edited_crop
         return out
 
-    monkeypatch.setattr(pipeline, "prepare_faces", prepare_faces)
+    monkeypatch.setattr(pipeline, "align_faces", align_faces)
     monkeypatch.setattr(pipeline, "paste_back", paste_back)
     return calls
 

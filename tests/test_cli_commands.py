@@ -137,6 +137,37 @@ def test_align_writes_prepared_input(cli, tiny_model, tmp_path):
     assert out.shape == (8, 8, 3) and out[0, 0].max() < 30 and out[4, 4].min() > 150  # inverted, centred
 
 
+def test_align_faces_without_a_face_model_levels_the_eyes(cli, tmp_path):
+    from PIL import ImageDraw
+
+    from rbedit.align.geometry import apply_transform, similarity_matrix
+    from rbedit.align.template import STANDARD_MEAN_SHAPE, builtin_template
+    from rbedit.landmarks import ibug
+
+    # A face 180 px wide, tilted by 12°, whose eyes are bright dots; landmarks beside it (--landmarks file).
+    landmarks = apply_transform(similarity_matrix(scale=180, angle_degrees=12, shift=(60, 40)), STANDARD_MEAN_SHAPE)
+    photo = Image.new("RGB", (320, 300))
+    for x, y in ibug.eye_centres(landmarks):
+        ImageDraw.Draw(photo).ellipse((x - 5, y - 5, x + 5, y + 5), fill="white")
+    photo.save(tmp_path / "face.png")
+    (tmp_path / "face.json").write_text(json.dumps(landmarks.tolist()))
+
+    result = cli("align", tmp_path / "face.png", "-o", tmp_path / "crop.png", "--faces", "--landmarks", "file")
+    assert result.exit_code == 0, result.output
+    crop = np.asarray(Image.open(tmp_path / "crop.png").convert("L"), dtype=np.float64)
+    assert crop.shape == (96, 96)
+    for left, expected in zip((0, 48), ibug.eye_centres(builtin_template(96))):  # image-left eye first
+        half = crop[:, left : left + 48]
+        ys, xs = np.nonzero(half > 128)
+        found = [left + np.average(xs, weights=half[ys, xs]), np.average(ys, weights=half[ys, xs])]
+        np.testing.assert_allclose(found, expected, atol=1.0)
+
+    assert cli("align", tmp_path / "face.png", "-o", tmp_path / "c64.png", "--faces", "--landmarks", "file", "--size", "64").exit_code == 0
+    assert Image.open(tmp_path / "c64.png").size == (64, 64)
+    both = cli("align", tmp_path / "face.png", "-o", tmp_path / "x.png", "--faces", "-m", "digits")
+    assert both.exit_code == 2 and "--model" in both.stderr
+
+
 def test_models_list_and_info(cli, tiny_model):
     info = cli("models", "info", tiny_model)
     assert info.exit_code == 0, info.output

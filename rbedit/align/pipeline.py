@@ -49,12 +49,17 @@ class FaceCrop:
 
 def template_for(config: ModelConfig) -> np.ndarray:
     """(68, 2) template in config.image_size crop pixels: the config's own, else the built-in one."""
-    if config.template is not None:
-        template = np.asarray(config.template, dtype=np.float64)
-        if template.shape != (NUM_LANDMARKS, 2):
-            raise ValueError(f"model config template must be {NUM_LANDMARKS} (x, y) pairs, got shape {template.shape}")
-        return template
-    return scale_template(builtin_template(BUILTIN_TEMPLATE_SIZE), BUILTIN_TEMPLATE_SIZE, config.image_size)
+    return crop_template(config.template, config.image_size)
+
+
+def crop_template(template, size: int) -> np.ndarray:
+    """(68, 2) template in size×size crop pixels: `template` (68 (x, y) pairs, checked), or the built-in one if None."""
+    if template is None:
+        return scale_template(builtin_template(BUILTIN_TEMPLATE_SIZE), BUILTIN_TEMPLATE_SIZE, size)
+    template = np.asarray(template, dtype=np.float64)
+    if template.shape != (NUM_LANDMARKS, 2):
+        raise ValueError(f"model config template must be {NUM_LANDMARKS} (x, y) pairs, got shape {template.shape}")
+    return template
 
 
 def _as_rgb(image: np.ndarray) -> np.ndarray:

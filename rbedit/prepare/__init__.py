@@ -48,22 +48,36 @@ def prepare(
         rgb, alpha = prepare_digit(picture.rgb, size=config.image_size, alpha=picture.alpha)
         return [Prepared(rgb, alpha, picture)]
     if config.domain == "faces":
-        from rbedit.prepare.faces import detect_faces, warp_alpha
-
-        name = str(picture.path) if picture.path is not None else "image"
-        try:
-            crops = detect_faces(picture.rgb, config=config, landmarks=landmarks, face=face, source=picture.path)
-        except (ValueError, RuntimeError) as err:
-            message = " ".join(str(err).split())
-            raise PrepareError(message if name in message else f"{name}: {message}") from None
-        if not crops:
-            raise PrepareError(f"{name}: no face found")
-        items = []
-        for i, crop in enumerate(crops):
-            alpha = None if picture.alpha is None else warp_alpha(picture.alpha, crop.matrix, config.image_size)
-            items.append(Prepared(np.array(crop.crop, dtype=np.uint8), alpha, picture, crop, i))
-        return items
+        return prepare_face_crops(picture, config.image_size, config.template, landmarks=landmarks, face=face)
     raise PrepareError(f"no input preparation for domain {config.domain!r}")
+
+
+def prepare_face_crops(
+    picture: Picture,
+    size: int,
+    template=None,
+    *,
+    landmarks: str = "dlib",
+    face: str = "largest",
+) -> list[Prepared]:
+    """One size×size crop per selected face, aligned to `template` (None: the built-in standard template)."""
+    from rbedit.prepare.faces import detect_faces, warp_alpha
+
+    name = str(picture.path) if picture.path is not None else "image"
+    try:
+        crops = detect_faces(
+            picture.rgb, size=size, template=template, landmarks=landmarks, face=face, source=picture.path
+        )
+    except (ValueError, RuntimeError) as err:
+        message = " ".join(str(err).split())
+        raise PrepareError(message if name in message else f"{name}: {message}") from None
+    if not crops:
+        raise PrepareError(f"{name}: no face found")
+    items = []
+    for i, crop in enumerate(crops):
+        alpha = None if picture.alpha is None else warp_alpha(picture.alpha, crop.matrix, size)
+        items.append(Prepared(np.array(crop.crop, dtype=np.uint8), alpha, picture, crop, i))
+    return items
 
 
 def pastes_back(picture: Picture, config: ModelConfig, crop: bool | None) -> bool:

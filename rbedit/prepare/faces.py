@@ -11,14 +11,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from rbedit.model.config import ModelConfig
 
+def detect_faces(
+    rgb: np.ndarray, *, size: int, template, landmarks: str, face: str, source: Path | None
+) -> list:
+    """Aligned size×size crops (FaceCrop: .crop (S, S, 3) uint8, .matrix (2, 3) image→crop) of the
+    selected faces, on `template` (None: the built-in standard template)."""
+    from rbedit.align.pipeline import align_faces, crop_template
 
-def detect_faces(rgb: np.ndarray, *, config: ModelConfig, landmarks: str, face: str, source: Path | None) -> list:
-    """Aligned crops (FaceCrop: .crop (S, S, 3) uint8, .matrix (2, 3) image→crop) of the selected faces."""
-    from rbedit.align.pipeline import prepare_faces
-
-    return list(prepare_faces(rgb, config=config, landmarks=landmarks, face=face, source=source))
+    template = crop_template(template, size)
+    return list(align_faces(rgb, template=template, size=size, landmarks=landmarks, face=face, source=source))
 
 
 def paste(rgb: np.ndarray, edited_crop: np.ndarray, face) -> np.ndarray:
