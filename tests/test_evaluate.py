@@ -50,6 +50,7 @@ def test_evaluate_runs_end_to_end(tmp_path):
     assert set(by_objective) == {"srbvae", "rbvae", "vae"}
     assert set(by_objective["srbvae"]["probe"]) == {"e", "z"}
     assert set(by_objective["vae"]["probe"]) == {"all"} and "transfer" not in by_objective["vae"]
+    assert all(0 <= m["reconstruction"]["identity_kept"] <= 1 for m in report["models"])  # every model redraws
     assert np.isfinite(by_objective["srbvae"]["probe"]["e"]["average"])
     for part in ("transfer", "sampling", "reference"):
         assert part in by_objective["rbvae"]
@@ -58,6 +59,36 @@ def test_evaluate_runs_end_to_end(tmp_path):
     statuses = [t["status"] for t in report["targets"]]
     assert len(statuses) == 6 and set(statuses) <= {"PASS", "FAIL"}  # partners present: no N/A
     assert len(list((tmp_path / "cache" / "judges").iterdir())) == 1
+
+
+def test_a_perfect_reconstruction_scores_what_the_judge_scores_on_the_real_images(tmp_path):
+    from rbedit.pixels import uint8_to_model
+    from train.evaluate import prepare_data
+    from train.fidelity import reconstruction_fidelity
+    from train.judge import read_images
+    from train.probe import Latents
+
+    entry = resolve_entry(str(_checkpoint(tmp_path / "m", "srbvae")))
+    budget = EvalBudget(probe_images=30, max_sources=15, reference_images=12, judge=TINY_JUDGE)
+    data = prepare_data(entry.data, budget, cache_dir=tmp_path / "cache")
+    held = data.probe_eval
+
+    class Redraw(torch.nn.Module):
+        """Draws each image back exactly: its z holds the image's index."""
+
+        device = torch.device("cpu")
+
+        def decode(self, z, e):
+            return uint8_to_model(held.images)[z[:, 0].long()]
+
+    index = np.arange(len(held), dtype=np.float32)[:, None]
+    latents = Latents(z=index, e=np.zeros((len(held), 2), np.float32))
+    result = reconstruction_fidelity(Redraw(), data.judge, held, latents, images=12, seed=3)
+    chosen = np.random.default_rng(3).choice(len(held), size=12, replace=False)
+    real = read_images(data.judge, held.images[chosen])
+    assert result["images"] == 12
+    assert result["identity_kept"] == pytest.approx((real.digits == held.labels[chosen]).mean())
+    assert result["style_mae_average"] == pytest.approx(np.abs(real.factors - held.factors[chosen]).mean(), abs=1e-6)
 
 
 def test_evaluation_uses_only_probe_sources(tmp_path):

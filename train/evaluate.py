@@ -184,7 +184,7 @@ def prepare_data(
 
 def evaluate_model(model, objective: str, data: EvalData, budget: EvalBudget) -> dict:
     """Probe (Table 1) for every feature set of `objective`; edit fidelity for reference-based models."""
-    from train.fidelity import reference_fidelity, sampling_fidelity, transfer_fidelity
+    from train.fidelity import reconstruction_fidelity, reference_fidelity, sampling_fidelity, transfer_fidelity
     from train.probe import FEATURES_BY_OBJECTIVE, encode_images, features_of, probe
 
     fit = encode_images(model, data.probe_fit.images, batch_size=budget.batch_size)
@@ -193,10 +193,14 @@ def evaluate_model(model, objective: str, data: EvalData, budget: EvalBudget) ->
     for feature in FEATURES_BY_OBJECTIVE[objective]:
         scores = probe(features_of(fit, feature), data.probe_fit.factors, features_of(held, feature), data.probe_eval.factors)
         result["probe"][feature] = scores.to_dict(FACTOR_NAMES)
-    if objective not in REFERENCE_BASED:
-        return result  # one undivided code: there is no z/e split to edit with
     seed = data.key.seed
     b = budget.batch_size
+    result["reconstruction"] = reconstruction_fidelity(
+        model, data.judge, data.probe_eval, held, images=budget.reference_images,
+        seed=stream_seed(seed, "reference"), batch_size=b,
+    )
+    if objective not in REFERENCE_BASED:
+        return result  # one undivided code: there is no z/e split to edit with
     result["transfer"] = transfer_fidelity(
         model, data.judge, data.probe_eval, held, pairs=budget.pairs, seed=stream_seed(seed, "pairs"), batch_size=b
     )

@@ -58,6 +58,16 @@ def print_report(report: dict, console: Console) -> None:
                 probe.add_row("", "[dim]paper[/dim]", *[f"[dim]{c}[/dim]" for c in paper], "")
     console.print(probe)
 
+    redrawn = [m for m in report["models"] if "reconstruction" in m]
+    if redrawn:
+        rec = Table(title="Reconstruction G(z_x, e_x) read by the judge: the ceiling of every edit")
+        for col in ("model", "style MAE (own factors)", "digit kept"):
+            rec.add_column(col, justify="left" if col == "model" else "right")
+        for m in redrawn:
+            r = m["reconstruction"]
+            rec.add_row(_label(m), _fmt(r["style_mae_average"]), f"{r['identity_kept']:.1%}")
+        console.print(rec)
+
     edited = [m for m in report["models"] if "transfer" in m]
     if edited:
         fid = Table(title="Edits read by the judge (held-out pairs; posterior means)")
@@ -129,6 +139,8 @@ def markdown_summary(report: dict, model: dict) -> str:
             f"- sampling G(z_B, e ~ N(0, I)): digit kept {s['identity_kept']:.1%}, judged style spread "
             f"{s['style_spread_average']:.3f} (data: {s['data_spread_average']:.3f})",
             f"- reference decoding G(z_x, e_r): judged MAE to the reference style {r['style_mae_average']:.3f}",
+            f"- reconstruction G(z_x, e_x), the ceiling of the edits: judged style MAE "
+            f"{model['reconstruction']['style_mae_average']:.3f}, digit kept {model['reconstruction']['identity_kept']:.1%}",
             f"- the judge on real held-out digits: style MAE {real['styled']['style_mae_average']:.3f}, "
             f"digit accuracy {real['styled']['digit_accuracy']:.1%}",
         ]
