@@ -127,6 +127,19 @@ def test_reference_e_trains_e_on_reference_images_and_nothing_else(images):
     assert "reference_e" not in srbvae.model_terms(off.model, *off._batch(), off.cfg, off.noise)[1]
 
 
+def test_reconstructions_decode_posterior_means_without_noise(images):
+    def recon_terms(recon_noise, seed):
+        trainer = Trainer(tiny(recon_noise=recon_noise), unlabelled=images[0], reference=images[1])
+        x, x_r = trainer._batch()
+        _, terms = srbvae.model_terms(trainer.model, x, x_r, trainer.cfg, torch.Generator().manual_seed(seed))
+        return terms["recon"], terms["recon_ref"]
+
+    sampled = [recon_terms(1.0, seed) for seed in (0, 1)]
+    assert not torch.equal(sampled[0][0], sampled[1][0])  # samples: the noise moves the reconstructions
+    means = [recon_terms(0.0, seed) for seed in (0, 1)]
+    assert all(torch.equal(a, b) for a, b in zip(*means))  # means: the same whatever the noise
+
+
 def test_learning_rate_is_constant_unless_it_decays():
     from train.loop import learning_rate
 

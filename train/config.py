@@ -45,6 +45,7 @@ class TrainConfig:
     neutral_weight: float = 0.0  # rbedit extension: neutralised pairs G(z, e_r) against d_nu (see srbvae.py)
     transfer_weight: float = 0.0  # rbedit extension: weight of the transfer cycle log-likelihoods (see srbvae.py)
     reference_e_weight: float = 0.0  # rbedit extension: weight of log q(e_r | x_r) on reference images (see srbvae.py)
+    recon_noise: float = 1.0  # rbedit extension: posterior noise in the Eq. 10 reconstructions (1 = samples, the paper; 0 = means)
     min_logvar: float = -8.0  # clamp of posterior log-variances, keeps latent NLLs finite
     # --- optimisation ---
     steps: int = 4000  # model updates
