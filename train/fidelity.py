@@ -116,14 +116,7 @@ def reference_fidelity(
     chosen = np.random.default_rng(seed).choice(len(data), size=min(images, len(data)), replace=False)
     e_ref = model.e_ref.detach().float().cpu().numpy()
     e = np.tile(e_ref, (len(chosen), 1)).astype(np.float32)
-    factors, digits = _decode_and_read(model, judge, latents.z[chosen], e, batch_size=batch_size)
-    mae = np.abs(factors - REFERENCE_FACTORS).mean(axis=0)
-    return {
-        "images": int(len(chosen)),
-        "style_mae": _per_factor(mae),
-        "style_mae_average": float(mae.mean()),
-        "identity_kept": float((digits == data.labels[chosen]).mean()),
-    }
+    return _redrawn(model, judge, data, chosen, latents.z[chosen], e, REFERENCE_FACTORS, batch_size=batch_size)
 
 
 def reconstruction_fidelity(
@@ -142,8 +135,14 @@ def reconstruction_fidelity(
     draws B back at all. The images are reference_fidelity's for the same seed.
     """
     chosen = np.random.default_rng(seed).choice(len(data), size=min(images, len(data)), replace=False)
-    factors, digits = _decode_and_read(model, judge, latents.z[chosen], latents.e[chosen], batch_size=batch_size)
-    mae = np.abs(factors - data.factors[chosen]).mean(axis=0)
+    z, e = latents.z[chosen], latents.e[chosen]
+    return _redrawn(model, judge, data, chosen, z, e, data.factors[chosen], batch_size=batch_size)
+
+
+def _redrawn(model, judge, data: DigitSet, chosen: np.ndarray, z, e, style: np.ndarray, *, batch_size: int) -> dict:
+    """G(z, e) for the `chosen` images: judged style MAE against `style`, share read as each image's digit."""
+    factors, digits = _decode_and_read(model, judge, z, e, batch_size=batch_size)
+    mae = np.abs(factors - style).mean(axis=0)
     return {
         "images": int(len(chosen)),
         "style_mae": _per_factor(mae),

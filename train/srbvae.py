@@ -19,12 +19,13 @@ rbedit extensions (off when their weights are 0, which is the paper):
   so E meets a plain digit or a neutral face only at editing time, as an
   input unlike any it was trained on, and a transfer from it took a style
   the source does not have.
-- reconstruction noise (`recon_noise`): the Eq. 10 reconstructions decode
-  mu + recon_noise · (sample − mu); at 0, posterior means. The encoder pairs
-  the discriminators see keep their samples. The adversarial terms squeeze
-  the posterior means to the prior's spread but not the posterior noise: on
-  digits z's noise was a sixth of its spread (a VAE's a fortieth), and G
-  drew blurred codes.
+- reconstruction noise (`recon_noise`; 1 is the paper): the Eq. 10
+  reconstructions decode mu + recon_noise · (sample − mu); at 0, posterior
+  means. The encoder pairs the discriminators see keep their samples. The
+  adversarial terms squeeze the posterior means to the prior's spread but
+  not the posterior noise: on digits z's noise was a sixth of its spread (a
+  VAE's a fortieth), and G drew blurred codes. At 0, G redrew more digits
+  but e and z separated style less (README, Results).
 - neutralised pairs (`neutral_weight`): an unlabelled image's z decoded with
   e_r, (G(z, e_r), z), must pass d_nu as a reference pair (x_r, z_r). The
   paper's objective lets Z keep style that the reference set holds constant
