@@ -8,7 +8,8 @@ Measures on this machine, in one run:
 2. one-image `rbedit transfer` wall time next to `python -c "import torch"`;
 3. batch throughput of `rbedit transfer` over --throughput-files digit PNGs, next to the
    model-only forward throughput (encode z + decode, same batch size, same threads), both on
-   --device (model-only on a GPU: from CPU tensors and back, as the CLI's batches go);
+   --device (model-only on a GPU: from CPU tensors and back, as the CLI's batches go):
+   the best of each, and the median ratio of each batch run to the model-only run before it;
 4. peak RSS of `rbedit transfer` over --files PNGs; then the same run killed (SIGKILL) half-way
    and rerun, and its outputs compared byte for byte with the uninterrupted run.
 
@@ -221,6 +222,9 @@ def main() -> None:
               f"(runs: {', '.join(f'{r:.0f}' for r in model_rates)}); "
               f"CLI/model = {n / batch_run / model_rate:.0%} for the batch, {n / batch_wall / model_rate:.0%} end to end  "
               f"[floor ≥ 50 %]")
+        # Each batch run beside the model-only run just before it: the pair shares the machine's phase.
+        paired = [n / t / rate for t, rate in zip(batch_runs, model_rates)]
+        print(f"paired runs, batch/model-only: {', '.join(f'{r:.0%}' for r in paired)}; median {statistics.median(paired):.0%}")
 
         # 4. peak RSS over many files, and kill + resume identity
         if args.files:
