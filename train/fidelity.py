@@ -113,10 +113,10 @@ def reference_fidelity(
     batch_size: int = 256,
 ) -> dict:
     """O = G(z_x, e_r): judged style MAE against the reference style (1/3, 1/3, 1/3, 1, 0.1)."""
-    chosen = np.random.default_rng(seed).choice(len(data), size=min(images, len(data)), replace=False)
+    chosen = _some_images(data, images, seed)
     e_ref = model.e_ref.detach().float().cpu().numpy()
     e = np.tile(e_ref, (len(chosen), 1)).astype(np.float32)
-    return _redrawn(model, judge, data, chosen, latents.z[chosen], e, REFERENCE_FACTORS, batch_size=batch_size)
+    return _redrawn(model, judge, latents.z[chosen], e, REFERENCE_FACTORS, data.labels[chosen], batch_size=batch_size)
 
 
 def reconstruction_fidelity(
@@ -134,18 +134,23 @@ def reconstruction_fidelity(
     The ceiling of the edits: G(z_B, e_A) keeps B's digit no better than G
     draws B back at all. The images are reference_fidelity's for the same seed.
     """
-    chosen = np.random.default_rng(seed).choice(len(data), size=min(images, len(data)), replace=False)
+    chosen = _some_images(data, images, seed)
     z, e = latents.z[chosen], latents.e[chosen]
-    return _redrawn(model, judge, data, chosen, z, e, data.factors[chosen], batch_size=batch_size)
+    return _redrawn(model, judge, z, e, data.factors[chosen], data.labels[chosen], batch_size=batch_size)
 
 
-def _redrawn(model, judge, data: DigitSet, chosen: np.ndarray, z, e, style: np.ndarray, *, batch_size: int) -> dict:
-    """G(z, e) for the `chosen` images: judged style MAE against `style`, share read as each image's digit."""
+def _some_images(data: DigitSet, images: int, seed: int) -> np.ndarray:
+    """Indices of `images` distinct images of data (all of them if it has fewer), drawn with seed."""
+    return np.random.default_rng(seed).choice(len(data), size=min(images, len(data)), replace=False)
+
+
+def _redrawn(model, judge, z, e, style: np.ndarray, labels: np.ndarray, *, batch_size: int) -> dict:
+    """G(z, e): judged style MAE against `style`, and the share read as `labels` (one row per image)."""
     factors, digits = _decode_and_read(model, judge, z, e, batch_size=batch_size)
     mae = np.abs(factors - style).mean(axis=0)
     return {
-        "images": int(len(chosen)),
+        "images": int(len(z)),
         "style_mae": _per_factor(mae),
         "style_mae_average": float(mae.mean()),
-        "identity_kept": float((digits == data.labels[chosen]).mean()),
+        "identity_kept": float((digits == labels).mean()),
     }
