@@ -10,6 +10,9 @@ Measures on this machine, in one run:
    model-only forward throughput (encode z + decode, same batch size, same threads), both on
    --device (model-only on a GPU: from CPU tensors and back, as the CLI's batches go):
    the best of each, and the median ratio of each batch run to the model-only run before it;
+   beside it, what creating one output file costs on the output's file system (ext4 here spends
+   0.2-0.5 ms of CPU per new file in block groups with many recently deleted files, against
+   about 0.02 ms otherwise: a third of a worker's time per image, so read the ratio with it);
 4. peak RSS of `rbedit transfer` over --files PNGs; then the same run killed (SIGKILL) half-way
    and rerun, and its outputs compared byte for byte with the uninterrupted run.
 
@@ -142,6 +145,19 @@ with torch.inference_mode():
     return float(out.stdout.strip())
 
 
+def file_create_us(folder: Path, n: int = 1000) -> float:
+    """Microseconds per atomic write of a small file into a new folder (what each output costs)."""
+    sys.path.insert(0, str(ROOT))
+    from rbedit.atomic import write_atomic
+
+    folder.mkdir(parents=True)
+    data = bytes(3000)  # about a 32×32 digit PNG
+    start = time.perf_counter()
+    for i in range(n):
+        write_atomic(folder / f"{i:05d}.png", data)
+    return (time.perf_counter() - start) / n * 1e6
+
+
 def compare_trees(a: Path, b: Path) -> tuple[int, int, int]:
     """(files compared, files differing or missing, stray temporary files in b)."""
     files = sorted(p.relative_to(a) for p in a.rglob("*.png"))
@@ -225,6 +241,8 @@ def main() -> None:
         # Each batch run beside the model-only run just before it: the pair shares the machine's phase.
         paired = [n / t / rate for t, rate in zip(batch_runs, model_rates)]
         print(f"paired runs, batch/model-only: {', '.join(f'{r:.0%}' for r in paired)}; median {statistics.median(paired):.0%}")
+        print(f"file system: an atomic write of a 3 kB file costs {file_create_us(work / 'create-probe'):.0f} µs "
+              f"(about 20 on a settled ext4; hundreds after mass deletions)")
 
         # 4. peak RSS over many files, and kill + resume identity
         if args.files:

@@ -253,3 +253,53 @@ def test_faces_synth_preset_trains_a_few_steps(tmp_path):
 
     model = load_checkpoint(run / "release")
     assert model.config.domain == "faces" and len(model.config.template) == 68
+
+
+def test_feature_weights_peak_on_expression_landmarks_and_are_one_elsewhere():
+    from rbedit.align.template import builtin_template
+    from train.objectives import feature_weight_map
+
+    template = builtin_template(32)
+    w = feature_weight_map(template, 32, 4.0)[0, 0]
+    assert w.shape == (32, 32) and float(w.min()) >= 1.0
+    x, y = np.round(template[37]).astype(int)  # an upper eyelid point
+    assert float(w[y, x]) > 4.0
+    assert float(w[0, 0]) == pytest.approx(1.0) and float(w[31, 16]) == pytest.approx(1.0, abs=1e-3)  # corner, chin
+    assert torch.equal(feature_weight_map(template, 32, 0.0), torch.ones(1, 1, 32, 32))
+
+
+def test_weighted_likelihood_counts_errors_where_the_weights_are():
+    from train.objectives import laplace_nll
+
+    x, mean = torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)
+    mean[0, :, 1, 2] = 0.5  # an error in one pixel
+    weight = torch.ones(1, 1, 4, 4)
+    assert float(laplace_nll(x, mean, 0.5, weight)) == pytest.approx(3.0)
+    weight[0, 0, 1, 2] = 5.0
+    assert float(laplace_nll(x, mean, 0.5, weight)) == pytest.approx(15.0)
+    weight[0, 0, 1, 2], weight[0, 0, 0, 0] = 1.0, 5.0  # weight elsewhere: the same as unweighted
+    assert float(laplace_nll(x, mean, 0.5, weight)) == pytest.approx(3.0)
+
+
+def test_faces_feature_weight_reaches_the_reconstructions():
+    from train.data.faces_synth import synth_template, training_sets
+
+    template = synth_template(8, count=50)
+    reference, unlabelled, _, _ = training_sets(n_reference=8, n_unlabelled=8, size=8, template=template)
+    values = dict(channels=(4, 8), disc_channels=(4, 4), disc_hidden=8, z_dim=3, e_dim=2, batch_size=4, device="cpu")
+
+    def recon(feature_weight):
+        cfg = preset("faces-synth", image_size=8, feature_weight=feature_weight, **values)
+        trainer = Trainer(cfg, unlabelled=unlabelled, reference=reference, template=template)
+        x, x_r = trainer._batch()
+        _, terms = srbvae.model_terms(trainer.model, x, x_r, cfg, torch.Generator().manual_seed(0), trainer.pixel_weight)
+        return trainer.pixel_weight, float(terms["recon"].detach())
+
+    assert recon(0.0)[0] is None
+    weight, weighted = recon(4.0)
+    assert weight.shape == (1, 1, 8, 8) and weighted > recon(0.0)[1]
+
+
+def test_feature_weight_is_refused_without_faces():
+    with pytest.raises(ValueError, match="faces preset"):
+        tiny(feature_weight=4.0)

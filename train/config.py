@@ -45,6 +45,7 @@ class TrainConfig:
     neutral_weight: float = 0.0  # rbedit extension: neutralised pairs G(z, e_r) against d_nu (see srbvae.py)
     transfer_weight: float = 0.0  # rbedit extension: weight of the transfer cycle log-likelihoods (see srbvae.py)
     reference_e_weight: float = 0.0  # rbedit extension: weight of log q(e_r | x_r) on reference images (see srbvae.py)
+    feature_weight: float = 0.0  # rbedit extension: faces' reconstruction error weighted 1 + k on brows, eyes, lips (0 = off)
     recon_noise: float = 1.0  # rbedit extension: posterior noise in the Eq. 10 reconstructions (1 = samples, the paper; 0 = means)
     min_logvar: float = -8.0  # clamp of posterior log-variances, keeps latent NLLs finite
     # --- optimisation ---
@@ -69,6 +70,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.feature_weight and self.domain != "faces":
+            raise ValueError("feature_weight weights face features (brows, eyes, lips); it needs a faces preset")
         self.channels = tuple(self.channels)
         self.disc_channels = tuple(self.disc_channels)
         self.betas = tuple(self.betas)

@@ -23,7 +23,7 @@ from rbedit.pixels import uint8_to_model
 from train import srbvae
 from train.config import TrainConfig
 from train.discriminators import build_discriminators
-from train.objectives import rbvae_loss, vae_loss
+from train.objectives import feature_weight_map, rbvae_loss, vae_loss
 from train.samples import sample_grid, save_png
 from train.state import STATE_NAME, load_state, save_state
 
@@ -94,6 +94,12 @@ class Trainer:
         self.batches = torch.Generator().manual_seed(cfg.seed + 1)
         self.noise = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
         self.generators = {"batches": self.batches, "noise": self.noise}
+        # Faces: weight the reconstruction error where the template's brows, eyes and lips are.
+        self.pixel_weight = None
+        if cfg.feature_weight:
+            if template is None:
+                raise ValueError("feature_weight needs the faces' alignment template")
+            self.pixel_weight = feature_weight_map(template, cfg.image_size, cfg.feature_weight).to(self.device)
         self.step_count = 0
 
     # --- one step -------------------------------------------------------------
@@ -121,11 +127,15 @@ class Trainer:
     def _likelihood_step(self, x: torch.Tensor, x_r: torch.Tensor) -> dict[str, float]:
         cfg = self.cfg
         if cfg.objective == "rbvae":
-            terms = rbvae_loss(self.model, x, x_r, scale=cfg.laplace_scale, min_logvar=cfg.min_logvar)
+            terms = rbvae_loss(
+                self.model, x, x_r, scale=cfg.laplace_scale, min_logvar=cfg.min_logvar, weight=self.pixel_weight
+            )
         else:  # vae / betavae: every image unlabelled, all latents one code
             beta = cfg.beta if cfg.objective == "betavae" else 1.0
             both = torch.cat([x, x_r])
-            terms = vae_loss(self.model, both, scale=cfg.laplace_scale, beta=beta, min_logvar=cfg.min_logvar)
+            terms = vae_loss(
+                self.model, both, scale=cfg.laplace_scale, beta=beta, min_logvar=cfg.min_logvar, weight=self.pixel_weight
+            )
         self._check_finite(terms)
         opt = self.optimizers["model"]
         opt.zero_grad(set_to_none=True)
@@ -142,7 +152,7 @@ class Trainer:
         requires_grad(self.model, True)
         for d in discs.values():
             requires_grad(d, False)
-        p, terms = srbvae.model_terms(self.model, x, x_r, cfg, self.noise)
+        p, terms = srbvae.model_terms(self.model, x, x_r, cfg, self.noise, self.pixel_weight)
         terms |= srbvae.adversarial_terms(p, discs)
         terms["loss"] = srbvae.model_loss(terms, cfg)
         self._check_finite(terms)

@@ -13,6 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from rbedit.landmarks import ibug
 from rbedit.model import Posterior, RbVAE
 
 
@@ -20,9 +21,39 @@ def clamp(post: Posterior, min_logvar: float) -> Posterior:
     return Posterior(post.mu, post.logvar.clamp(min=min_logvar))
 
 
-def laplace_nll(x: torch.Tensor, mean: torch.Tensor, scale: float) -> torch.Tensor:
-    """−log Laplace(x | mean, λ) up to a constant: the L1 error weighted 1/λ, summed over pixels."""
-    return (x - mean).abs().flatten(1).sum(1).mean() / scale
+def laplace_nll(x: torch.Tensor, mean: torch.Tensor, scale: float, weight: torch.Tensor | None = None) -> torch.Tensor:
+    """−log Laplace(x | mean, λ) up to a constant: the L1 error weighted 1/λ, summed over pixels.
+
+    `weight` (1, 1, H, W), if given, scales each pixel's error (feature_weight_map).
+    """
+    error = (x - mean).abs()
+    if weight is not None:
+        error = error * weight
+    return error.flatten(1).sum(1).mean() / scale
+
+
+# The 68 landmarks that an expression moves: brows, eyes, lips.
+EXPRESSION_LANDMARKS = [
+    i for part in (ibug.RIGHT_BROW, ibug.LEFT_BROW, ibug.RIGHT_EYE, ibug.LEFT_EYE, ibug.OUTER_LIPS, ibug.INNER_LIPS)
+    for i in range(68)[part]
+]
+FEATURE_SIGMA = 0.04  # width of each landmark's bump, as a fraction of the crop side
+
+
+def feature_weight_map(template, size: int, weight: float) -> torch.Tensor:
+    """(1, 1, size, size) pixel weights 1 + weight · bump, the bump 1 on brows, eyes and mouth.
+
+    The bump is the largest Gaussian (σ = FEATURE_SIGMA · size) over the template's
+    expression landmarks. An aligned face has its features near the template's, so
+    this tells the likelihood where the expression is drawn (rbedit extension,
+    `feature_weight`; the paper's likelihood weighs every pixel alike).
+    """
+    points = torch.as_tensor(template, dtype=torch.float32)[EXPRESSION_LANDMARKS]  # (K, 2) x, y in pixels
+    centres = torch.arange(size, dtype=torch.float32)  # pixel i's centre is at i (the template's convention)
+    dx = centres[None, None, :] - points[:, 0, None, None]  # (K, 1, W)
+    dy = centres[None, :, None] - points[:, 1, None, None]  # (K, H, 1)
+    bump = torch.exp(-(dx**2 + dy**2) / (2 * (FEATURE_SIGMA * size) ** 2)).amax(0)  # (H, W)
+    return (1.0 + weight * bump)[None, None]
 
 
 def gaussian_nll(v: torch.Tensor, post: Posterior) -> torch.Tensor:
@@ -49,19 +80,23 @@ def adversarial_model_loss(d_encoded: torch.Tensor, d_generated: torch.Tensor) -
     return d_encoded.mean() - d_generated.mean()
 
 
-def vae_loss(model: RbVAE, x: torch.Tensor, *, scale: float, beta: float, min_logvar: float) -> dict:
+def vae_loss(
+    model: RbVAE, x: torch.Tensor, *, scale: float, beta: float, min_logvar: float, weight: torch.Tensor | None = None
+) -> dict:
     """(β-)VAE with all latents (z, e) as one code under N(0, I); the reference bit is ignored."""
     qz, qe = clamp(model.encode_z(x), min_logvar), clamp(model.encode_e(x), min_logvar)
-    recon = laplace_nll(x, model.decode(qz.sample(), qe.sample()), scale)
+    recon = laplace_nll(x, model.decode(qz.sample(), qe.sample()), scale, weight)
     kl = kl_to_standard_normal(qz) + kl_to_standard_normal(qe)
     return {"loss": recon + beta * kl, "recon": recon, "kl": kl}
 
 
-def rbvae_loss(model: RbVAE, x: torch.Tensor, x_r: torch.Tensor, *, scale: float, min_logvar: float) -> dict:
+def rbvae_loss(
+    model: RbVAE, x: torch.Tensor, x_r: torch.Tensor, *, scale: float, min_logvar: float, weight: torch.Tensor | None = None
+) -> dict:
     """Eq. 3: KL + Laplace reconstruction; reference images are decoded with e_r."""
     qz, qe = clamp(model.encode_z(x), min_logvar), clamp(model.encode_e(x), min_logvar)
     qz_r = clamp(model.encode_z(x_r), min_logvar)
-    recon = laplace_nll(x, model.decode(qz.sample(), qe.sample()), scale)
-    recon_r = laplace_nll(x_r, model.decode(qz_r.sample(), model.reference_e(len(x_r))), scale)
+    recon = laplace_nll(x, model.decode(qz.sample(), qe.sample()), scale, weight)
+    recon_r = laplace_nll(x_r, model.decode(qz_r.sample(), model.reference_e(len(x_r))), scale, weight)
     kl = kl_to_standard_normal(qz) + kl_to_standard_normal(qe) + kl_to_standard_normal(qz_r)
     return {"loss": recon + recon_r + kl, "recon": recon, "recon_ref": recon_r, "kl": kl}

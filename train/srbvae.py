@@ -26,6 +26,11 @@ rbedit extensions (off when their weights are 0, which is the paper):
   not the posterior noise: on digits z's noise was a sixth of its spread (a
   VAE's a fortieth), and G drew blurred codes. At 0, G redrew more digits
   but e and z separated style less (README, Results).
+- feature weights (`feature_weight`, faces only): the reconstructions'
+  pixel errors count 1 + k times where the template has brows, eyes and
+  lips (train.objectives.feature_weight_map). A brow raise or an eye
+  opening moves a few pixels of a 32×32 crop, too few for the L1 over the
+  whole face to make G draw them, and what G does not draw e need not carry.
 - neutralised pairs (`neutral_weight`): an unlabelled image's z decoded with
   e_r, (G(z, e_r), z), must pass d_nu as a reference pair (x_r, z_r). The
   paper's objective lets Z keep style that the reference set holds constant
@@ -65,8 +70,13 @@ class Pass:
     x_n: torch.Tensor | None = None  # G(z, e_r): the unlabelled images neutralised
 
 
-def model_terms(model: RbVAE, x: torch.Tensor, x_r: torch.Tensor, cfg, noise: torch.Generator) -> tuple[Pass, dict]:
-    """Forward everything the model phase needs; returns the pass and its unweighted loss terms."""
+def model_terms(
+    model: RbVAE, x: torch.Tensor, x_r: torch.Tensor, cfg, noise: torch.Generator, pixel_weight: torch.Tensor | None = None
+) -> tuple[Pass, dict]:
+    """Forward everything the model phase needs; returns the pass and its unweighted loss terms.
+
+    pixel_weight: the reconstructions' per-pixel weights (feature_weight_map), or None.
+    """
     b = len(x)
     # Encoder pairs (Alg. 1 lines 2-6); one Z pass over both sets.
     qz_all = clamp(model.encode_z(torch.cat([x, x_r])), cfg.min_logvar)
@@ -95,8 +105,8 @@ def model_terms(model: RbVAE, x: torch.Tensor, x_r: torch.Tensor, cfg, noise: to
 
     terms = {
         # Eq. 10, images: log p(x|z,e) and log p(x_r|z_r,e_r).
-        "recon": laplace_nll(x, recon, cfg.laplace_scale),
-        "recon_ref": laplace_nll(x_r, recon_r, cfg.laplace_scale),
+        "recon": laplace_nll(x, recon, cfg.laplace_scale, pixel_weight),
+        "recon_ref": laplace_nll(x_r, recon_r, cfg.laplace_scale, pixel_weight),
     }
     # Eq. 10, latents re-encoded from generated images (and from the extensions' images).
     z_from = ["x_hat", "x_hat_r", *extensions(cfg)]
