@@ -11,7 +11,7 @@ Measures on this machine, in one run:
    --device (model-only on a GPU: from CPU tensors and back, as the CLI's batches go):
    the best of each, and the median ratio of each batch run to the model-only run before it;
    beside it, what creating one output file costs on the output's file system (ext4 here spends
-   0.2-0.5 ms of CPU per new file in block groups with many recently deleted files, against
+   0.1-0.6 ms of CPU per new file in block groups with many recently deleted files, against
    about 0.02 ms otherwise: a third of a worker's time per image, so read the ratio with it);
 4. peak RSS of `rbedit transfer` over --files PNGs; then the same run killed (SIGKILL) half-way
    and rerun, and its outputs compared byte for byte with the uninterrupted run.
