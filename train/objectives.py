@@ -32,7 +32,7 @@ def laplace_nll(x: torch.Tensor, mean: torch.Tensor, scale: float, weight: torch
     return error.flatten(1).sum(1).mean() / scale
 
 
-# The 68 landmarks that an expression moves: brows, eyes, lips.
+# Which of the 68 landmarks an expression moves: brows, eyes, lips.
 EXPRESSION_LANDMARKS = [
     i for part in (ibug.RIGHT_BROW, ibug.LEFT_BROW, ibug.RIGHT_EYE, ibug.LEFT_EYE, ibug.OUTER_LIPS, ibug.INNER_LIPS)
     for i in range(68)[part]
