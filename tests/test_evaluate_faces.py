@@ -130,7 +130,8 @@ def test_train_evaluate_dispatches_faces_synth_end_to_end(tmp_path, capsys):
     numbers = [m["probe"][f][part]["average"] for f in ("e", "z") for part in ("expression", "identity")]
     t = m["transfer"]
     numbers += [t["way"]["mean"], t["way"]["median"], t["identity_error_average"],
-                t["no_edit_way"]["mean"], t["judge_ceiling_way"]["mean"], m["reference"]["neutral_mae_average"]]
+                t["no_edit_way"]["mean"], t["no_edit_identity_error_average"], t["judge_ceiling_way"]["mean"],
+                m["reference"]["neutral_mae_average"]]
     numbers += [report["data"][0]["judge"]["real"]["expression_mae_average"]]
     assert np.isfinite(numbers).all()
     assert [x["status"] in ("PASS", "FAIL") for x in report["targets"]] == [True] * 3

@@ -252,6 +252,7 @@ def transfer_fidelity(model, judge, faces: SynthFaces, latents, real: np.ndarray
     per_factor = ((edited[:, :N_EXPRESSION] - expr[b]) * delta).sum(axis=0) / (delta**2).sum(axis=0)  # pooled per factor
     id_error = np.abs(edited[:, N_EXPRESSION:] - ident[b]).mean(axis=0)
     id_vs_judged = np.abs(edited[:, N_EXPRESSION:] - real[b, N_EXPRESSION:]).mean(axis=0)
+    id_no_edit = np.abs(kept[:, N_EXPRESSION:] - ident[b]).mean(axis=0)
     return {
         "pairs": int(pairs),
         "way": _way_summary(way),
@@ -264,6 +265,9 @@ def transfer_fidelity(model, judge, faces: SynthFaces, latents, real: np.ndarray
         "identity_error_vs_judged_b_average": float(id_vs_judged.mean()),
         # What the same readings give with no edit (G(z_B, e_B), ~0) and for the real A (the judge's ceiling, ~1).
         "no_edit_way": _way_summary(way_moved(kept[:, :N_EXPRESSION], expr[b], expr[a])),
+        # Identity G loses before any edit: no transfer keeps more than G(z_B, e_B) redraws.
+        "no_edit_identity_error": named_values(ALIGNED_IDENTITY_FACTORS, id_no_edit),
+        "no_edit_identity_error_average": float(id_no_edit.mean()),
         "judge_ceiling_way": _way_summary(way_moved(real[a, :N_EXPRESSION], expr[b], expr[a])),
     }
 
@@ -403,6 +407,9 @@ def print_faces_report(report: dict, console) -> None:
             t = m["transfer"]
             ident.add_row(m["name"], *[_fmt(t["identity_error"][n]) for n in ALIGNED_IDENTITY_FACTORS],
                           _fmt(t["identity_error_average"]), _fmt(t["identity_error_vs_judged_b_average"]))
+            ident.add_row(f"[dim]{m['name']}: no edit, G(z_B, e_B)[/dim]",
+                          *[f"[dim]{_fmt(t['no_edit_identity_error'][n])}[/dim]" for n in ALIGNED_IDENTITY_FACTORS],
+                          f"[dim]{_fmt(t['no_edit_identity_error_average'])}[/dim]", "")
         for d in report["data"]:
             real = d["judge"]["real"]["identity_mae"]
             ident.add_row(f"[dim]judge on real faces (seed {d['seed']})[/dim]",
