@@ -257,15 +257,32 @@ def test_faces_synth_preset_trains_a_few_steps(tmp_path):
 
 def test_feature_weights_peak_on_expression_landmarks_and_are_one_elsewhere():
     from rbedit.align.template import builtin_template
-    from train.objectives import feature_weight_map
+    from train.objectives import feature_weights
 
     template = builtin_template(32)
-    w = feature_weight_map(template, 32, 4.0)[0, 0]
+    image = torch.zeros(2, 3, 32, 32)
+    w = feature_weights(template, 32, 4.0)(image, image)[0, 0]
     assert w.shape == (32, 32) and float(w.min()) >= 1.0
     x, y = np.round(template[37]).astype(int)  # an upper eyelid point
     assert float(w[y, x]) > 4.0
     assert float(w[0, 0]) == pytest.approx(1.0) and float(w[31, 16]) == pytest.approx(1.0, abs=1e-3)  # corner, chin
-    assert torch.equal(feature_weight_map(template, 32, 0.0), torch.ones(1, 1, 32, 32))
+    assert torch.equal(feature_weights(template, 32, 0.0)(image, image), torch.ones(1, 1, 32, 32))
+
+
+def test_ink_weights_cover_the_strokes_of_image_and_reconstruction():
+    from train.objectives import ink_weights
+
+    x = torch.full((1, 3, 4, 4), -1.0)  # black
+    x[0, :, 0, 0] = torch.tensor([0.2, -0.6, -0.6])  # a styled stroke: colour (0.6, 0.2, 0.2) sums to 1
+    x[0, :, 0, 1] = 1.0  # a white reference outline
+    x[0, 0, 0, 2] = -0.5  # faint ink: 0.25
+    mean = torch.full((1, 3, 4, 4), -1.0, requires_grad=True)
+    with torch.no_grad():
+        mean[0, :, 3, 3] = 1.0  # a stroke drawn where the image has none
+    w = ink_weights(4.0)(x, mean)
+    assert w.shape == (1, 1, 4, 4) and not w.requires_grad
+    assert w[0, 0, 0, :3].tolist() == pytest.approx([5.0, 5.0, 2.0])
+    assert float(w[0, 0, 3, 3]) == pytest.approx(5.0) and float(w[0, 0, 1, 1]) == 1.0
 
 
 def test_weighted_likelihood_counts_errors_where_the_weights_are():
@@ -274,11 +291,15 @@ def test_weighted_likelihood_counts_errors_where_the_weights_are():
     x, mean = torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)
     mean[0, :, 1, 2] = 0.5  # an error in one pixel
     weight = torch.ones(1, 1, 4, 4)
-    assert float(laplace_nll(x, mean, 0.5, weight)) == pytest.approx(3.0)
+
+    def nll() -> float:
+        return float(laplace_nll(x, mean, 0.5, lambda image, reconstruction: weight))
+
+    assert nll() == pytest.approx(3.0)
     weight[0, 0, 1, 2] = 5.0
-    assert float(laplace_nll(x, mean, 0.5, weight)) == pytest.approx(15.0)
+    assert nll() == pytest.approx(15.0)
     weight[0, 0, 1, 2], weight[0, 0, 0, 0] = 1.0, 5.0  # weight elsewhere: the same as unweighted
-    assert float(laplace_nll(x, mean, 0.5, weight)) == pytest.approx(3.0)
+    assert nll() == pytest.approx(3.0)
 
 
 def test_faces_feature_weight_reaches_the_reconstructions():
@@ -296,10 +317,20 @@ def test_faces_feature_weight_reaches_the_reconstructions():
         return trainer.pixel_weight, float(terms["recon"].detach())
 
     assert recon(0.0)[0] is None
-    weight, weighted = recon(4.0)
-    assert weight.shape == (1, 1, 8, 8) and weighted > recon(0.0)[1]
+    assert recon(4.0)[1] > recon(0.0)[1]
+
+
+@pytest.mark.parametrize("objective", ["srbvae", "vae"])
+def test_digits_ink_weight_reaches_the_reconstructions(objective, images):
+    def recon(ink_weight):
+        trainer = Trainer(tiny(objective=objective, ink_weight=ink_weight), unlabelled=images[0], reference=images[1])
+        return trainer.step()["recon"]
+
+    assert recon(4.0) > recon(0.0)
 
 
 def test_feature_weight_is_refused_without_faces():
     with pytest.raises(ValueError, match="faces preset"):
         tiny(feature_weight=4.0)
+    with pytest.raises(ValueError, match="digits preset"):
+        preset("faces-synth", ink_weight=4.0)

@@ -23,7 +23,7 @@ from rbedit.pixels import uint8_to_model
 from train import srbvae
 from train.config import TrainConfig
 from train.discriminators import build_discriminators
-from train.objectives import feature_weight_map, rbvae_loss, vae_loss
+from train.objectives import feature_weights, ink_weights, rbvae_loss, vae_loss
 from train.samples import sample_grid, save_png
 from train.state import STATE_NAME, load_state, save_state
 
@@ -94,12 +94,14 @@ class Trainer:
         self.batches = torch.Generator().manual_seed(cfg.seed + 1)
         self.noise = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
         self.generators = {"batches": self.batches, "noise": self.noise}
-        # Faces: weight the reconstruction error where the template's brows, eyes and lips are.
+        # Reconstruction errors weighted where faces' brows, eyes and lips are, or where digits' ink is.
         self.pixel_weight = None
         if cfg.feature_weight:
             if template is None:
                 raise ValueError("feature_weight needs the faces' alignment template")
-            self.pixel_weight = feature_weight_map(template, cfg.image_size, cfg.feature_weight).to(self.device)
+            self.pixel_weight = feature_weights(template, cfg.image_size, cfg.feature_weight, self.device)
+        elif cfg.ink_weight:
+            self.pixel_weight = ink_weights(cfg.ink_weight)
         self.step_count = 0
 
     # --- one step -------------------------------------------------------------

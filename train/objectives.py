@@ -9,6 +9,7 @@ pixels / latent dimensions and averaged over the batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -21,15 +22,43 @@ def clamp(post: Posterior, min_logvar: float) -> Posterior:
     return Posterior(post.mu, post.logvar.clamp(min=min_logvar))
 
 
-def laplace_nll(x: torch.Tensor, mean: torch.Tensor, scale: float, weight: torch.Tensor | None = None) -> torch.Tensor:
+# Per-pixel weights of a reconstruction error: (image, reconstruction) → weights broadcasting
+# against the image, (1, 1, H, W) or (N, 1, H, W). rbedit extensions; the paper weighs pixels alike.
+PixelWeight = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def laplace_nll(x: torch.Tensor, mean: torch.Tensor, scale: float, weight: PixelWeight | None = None) -> torch.Tensor:
     """−log Laplace(x | mean, λ) up to a constant: the L1 error weighted 1/λ, summed over pixels.
 
-    `weight` (1, 1, H, W), if given, scales each pixel's error (feature_weight_map).
+    `weight`, if given, scales each pixel's error by weight(x, mean) (feature_weights, ink_weights).
     """
     error = (x - mean).abs()
     if weight is not None:
-        error = error * weight
+        error = error * weight(x, mean)
     return error.flatten(1).sum(1).mean() / scale
+
+
+def ink_weights(weight: float) -> PixelWeight:
+    """Digits: errors count 1 + weight · ink, the ink of the image or of its reconstruction, whichever is more.
+
+    Ink is a pixel's channel sum in [0, 1] units, clipped at 1: a styled digit's colour
+    sums to 1 (App. C), a reference outline's to 3, the background's to 0. A small
+    digit is a few dozen pixels of a 32×32 image, so an L1 over the whole image barely
+    minds drawing it as another digit; weighting the ink makes missing strokes and
+    strokes drawn where the image has none cost alike (the reconstruction's ink is
+    detached: a weight, not a gradient path).
+    """
+
+    def weigh(x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        ink = torch.maximum(_ink(x), _ink(mean.detach()))
+        return 1.0 + weight * ink
+
+    return weigh
+
+
+def _ink(x: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) channel sums of model-range images (−1 … 1) in [0, 1] units, clipped to [0, 1]."""
+    return ((x + 1) / 2).sum(1, keepdim=True).clamp(0.0, 1.0)
 
 
 # Which of the 68 landmarks an expression moves: brows, eyes, lips.
@@ -40,8 +69,8 @@ EXPRESSION_LANDMARKS = [
 FEATURE_SIGMA = 0.04  # width of each landmark's bump, as a fraction of the crop side
 
 
-def feature_weight_map(template, size: int, weight: float) -> torch.Tensor:
-    """(1, 1, size, size) pixel weights 1 + weight · bump, the bump 1 on brows, eyes and mouth.
+def feature_weights(template, size: int, weight: float, device: torch.device | str = "cpu") -> PixelWeight:
+    """Faces: errors count 1 + weight · bump, the bump 1 on the template's brows, eyes and mouth.
 
     The bump is the largest Gaussian (σ = FEATURE_SIGMA · size) over the template's
     expression landmarks. An aligned face has its features near the template's, so
@@ -53,7 +82,8 @@ def feature_weight_map(template, size: int, weight: float) -> torch.Tensor:
     dx = centres[None, None, :] - points[:, 0, None, None]  # (K, 1, W)
     dy = centres[None, :, None] - points[:, 1, None, None]  # (K, H, 1)
     bump = torch.exp(-(dx**2 + dy**2) / (2 * (FEATURE_SIGMA * size) ** 2)).amax(0)  # (H, W)
-    return (1.0 + weight * bump)[None, None]
+    weights = (1.0 + weight * bump)[None, None].to(device)  # (1, 1, H, W): the same for every face
+    return lambda x, mean: weights
 
 
 def gaussian_nll(v: torch.Tensor, post: Posterior) -> torch.Tensor:
@@ -81,7 +111,7 @@ def adversarial_model_loss(d_encoded: torch.Tensor, d_generated: torch.Tensor) -
 
 
 def vae_loss(
-    model: RbVAE, x: torch.Tensor, *, scale: float, beta: float, min_logvar: float, weight: torch.Tensor | None = None
+    model: RbVAE, x: torch.Tensor, *, scale: float, beta: float, min_logvar: float, weight: PixelWeight | None = None
 ) -> dict:
     """(β-)VAE with all latents (z, e) as one code under N(0, I); the reference bit is ignored."""
     qz, qe = clamp(model.encode_z(x), min_logvar), clamp(model.encode_e(x), min_logvar)
@@ -91,7 +121,7 @@ def vae_loss(
 
 
 def rbvae_loss(
-    model: RbVAE, x: torch.Tensor, x_r: torch.Tensor, *, scale: float, min_logvar: float, weight: torch.Tensor | None = None
+    model: RbVAE, x: torch.Tensor, x_r: torch.Tensor, *, scale: float, min_logvar: float, weight: PixelWeight | None = None
 ) -> dict:
     """Eq. 3: KL + Laplace reconstruction; reference images are decoded with e_r."""
     qz, qe = clamp(model.encode_z(x), min_logvar), clamp(model.encode_e(x), min_logvar)

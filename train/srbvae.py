@@ -28,9 +28,12 @@ rbedit extensions (off when their weights are 0, which is the paper):
   but e and z separated style less (README, Results).
 - feature weights (`feature_weight`, faces only): the reconstructions'
   pixel errors count 1 + k times where the template has brows, eyes and
-  lips (train.objectives.feature_weight_map). A brow raise or an eye
+  lips (train.objectives.feature_weights). A brow raise or an eye
   opening moves a few pixels of a 32×32 crop, too few for the L1 over the
   whole face to make G draw them, and what G does not draw e need not carry.
+- ink weights (`ink_weight`, digits only): the same, 1 + k where the image
+  or its reconstruction has ink (train.objectives.ink_weights), so that G
+  draws the strokes of small digits, not just a blob of their colour.
 - neutralised pairs (`neutral_weight`): an unlabelled image's z decoded with
   e_r, (G(z, e_r), z), must pass d_nu as a reference pair (x_r, z_r). The
   paper's objective lets Z keep style that the reference set holds constant
@@ -47,6 +50,7 @@ import torch
 
 from rbedit.model import Posterior, RbVAE
 from train.objectives import (
+    PixelWeight,
     adversarial_model_loss,
     clamp,
     discriminator_loss,
@@ -71,11 +75,11 @@ class Pass:
 
 
 def model_terms(
-    model: RbVAE, x: torch.Tensor, x_r: torch.Tensor, cfg, noise: torch.Generator, pixel_weight: torch.Tensor | None = None
+    model: RbVAE, x: torch.Tensor, x_r: torch.Tensor, cfg, noise: torch.Generator, pixel_weight: PixelWeight | None = None
 ) -> tuple[Pass, dict]:
     """Forward everything the model phase needs; returns the pass and its unweighted loss terms.
 
-    pixel_weight: the reconstructions' per-pixel weights (feature_weight_map), or None.
+    pixel_weight: weighs the reconstructions' pixel errors (feature_weights, ink_weights), or None.
     """
     b = len(x)
     # Encoder pairs (Alg. 1 lines 2-6); one Z pass over both sets.
