@@ -329,7 +329,7 @@ def test_digits_ink_weight_reaches_the_reconstructions(objective, images):
     assert recon(4.0) > recon(0.0)
 
 
-def test_feature_weight_is_refused_without_faces():
+def test_pixel_weights_are_refused_in_the_wrong_domain():
     with pytest.raises(ValueError, match="faces preset"):
         tiny(feature_weight=4.0)
     with pytest.raises(ValueError, match="digits preset"):

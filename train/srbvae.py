@@ -33,7 +33,9 @@ rbedit extensions (off when their weights are 0, which is the paper):
   whole face to make G draw them, and what G does not draw e need not carry.
 - ink weights (`ink_weight`, digits only): the same, 1 + k where the image
   or its reconstruction has ink (train.objectives.ink_weights), so that G
-  draws the strokes of small digits, not just a blob of their colour.
+  draws the strokes of small digits, not just a blob of their colour. At 10
+  it raised G's redraw but not the transfer, and style separated less
+  (README, Results): no preset uses it.
 - neutralised pairs (`neutral_weight`): an unlabelled image's z decoded with
   e_r, (G(z, e_r), z), must pass d_nu as a reference pair (x_r, z_r). The
   paper's objective lets Z keep style that the reference set holds constant
