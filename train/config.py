@@ -152,8 +152,8 @@ PRESETS: dict[str, dict] = {
             "data": "procedurally drawn faces with known factors (train/data/faces_synth.py)",
             "image_size": "32×32 crops so the preset trains within an hour on a 2-core CPU",
             "channels": "(8, 16, 32, 64), discriminators (8, 16, 32, 32), as the digits preset",
-            "steps": "10,000 steps of 36: the CPU hour on two threads at 2.8 steps/s (measured 1.6-3.3). Against 6,000 steps "
-            "(one thread each, runs side by side): e/z .45 vs .52, transfer 78.8 % vs 74.3 % of the way, identity "
+            "steps": "10,000 steps of 36: the CPU hour on two threads at 2.8 steps/s (measured 1.6-3.3). "
+            "Against 6,000 steps (one thread each, runs side by side): e/z .45 vs .52, transfer 78.8 % vs 74.3 % of the way, identity "
             "drift 12.4 % vs 13.0 %; the learning rate decayed over the last 40 % gave .46, 77.5 %, 12.6 %",
             "adversarial_weight": "1 (the paper's balance): on this preset, weight 1 (CPU) against 100 (GPU) "
             "gave expression e/z .74 vs .79, transfer 61.0 % vs 59.8 % of the way, identity drift 13.8 % vs "

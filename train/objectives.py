@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from rbedit.landmarks import ibug
 from rbedit.model import Posterior, RbVAE
+from rbedit.pixels import model_to_unit
 
 
 def clamp(post: Posterior, min_logvar: float) -> Posterior:
@@ -57,8 +58,8 @@ def ink_weights(weight: float) -> PixelWeight:
 
 
 def _ink(x: torch.Tensor) -> torch.Tensor:
-    """(N, 1, H, W) channel sums of model-range images (−1 … 1) in [0, 1] units, clipped to [0, 1]."""
-    return ((x + 1) / 2).sum(1, keepdim=True).clamp(0.0, 1.0)
+    """(N, 1, H, W) channel sums of model-range images in [0, 1] units, clipped at 1."""
+    return model_to_unit(x).sum(1, keepdim=True).clamp(max=1.0)
 
 
 # Which of the 68 landmarks an expression moves: brows, eyes, lips.
