@@ -269,6 +269,21 @@ def test_feature_weights_peak_on_expression_landmarks_and_are_one_elsewhere():
     assert torch.equal(feature_weights(template, 32, 0.0)(image, image), torch.ones(1, 1, 32, 32))
 
 
+def test_outline_weights_peak_on_the_jaw_and_add_to_the_feature_weights():
+    from rbedit.align.template import builtin_template
+    from train.objectives import feature_weights
+
+    template = builtin_template(32)
+    image = torch.zeros(2, 3, 32, 32)
+    features = feature_weights(template, 32, 4.0)(image, image)[0, 0]
+    both = feature_weights(template, 32, 4.0, outline_weight=6.0)(image, image)[0, 0]
+    x, y = np.round(template[8]).astype(int)  # the chin
+    assert float(features[y, x]) == pytest.approx(1.0, abs=0.01) and float(both[y, x]) > 6.0
+    x, y = np.round(template[37]).astype(int)  # an upper eyelid point, far from the jaw: unchanged
+    assert float(both[y, x]) == pytest.approx(float(features[y, x]), abs=0.01)
+    assert float(both[0, 0]) == pytest.approx(1.0) and bool((both >= features).all())
+
+
 def test_ink_weights_cover_the_strokes_of_image_and_reconstruction():
     from train.objectives import ink_weights
 
@@ -332,5 +347,7 @@ def test_digits_ink_weight_reaches_the_reconstructions(objective, images):
 def test_pixel_weights_are_refused_in_the_wrong_domain():
     with pytest.raises(ValueError, match="faces preset"):
         tiny(feature_weight=4.0)
+    with pytest.raises(ValueError, match="faces preset"):
+        tiny(outline_weight=4.0)
     with pytest.raises(ValueError, match="digits preset"):
         preset("faces-synth", ink_weight=4.0)

@@ -94,12 +94,14 @@ class Trainer:
         self.batches = torch.Generator().manual_seed(cfg.seed + 1)
         self.noise = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
         self.generators = {"batches": self.batches, "noise": self.noise}
-        # Reconstruction errors weighted where faces' brows, eyes and lips are, or where digits' ink is.
+        # Reconstruction errors weighted where faces' brows, eyes, lips (and outline) are, or where digits' ink is.
         self.pixel_weight = None
-        if cfg.feature_weight:
+        if cfg.feature_weight or cfg.outline_weight:
             if template is None:
-                raise ValueError("feature_weight needs the faces' alignment template")
-            self.pixel_weight = feature_weights(template, cfg.image_size, cfg.feature_weight, self.device)
+                raise ValueError("feature_weight and outline_weight need the faces' alignment template")
+            self.pixel_weight = feature_weights(
+                template, cfg.image_size, cfg.feature_weight, cfg.outline_weight, self.device
+            )
         elif cfg.ink_weight:
             self.pixel_weight = ink_weights(cfg.ink_weight)
         self.step_count = 0

@@ -67,24 +67,37 @@ EXPRESSION_LANDMARKS = [
     i for part in (ibug.RIGHT_BROW, ibug.LEFT_BROW, ibug.RIGHT_EYE, ibug.LEFT_EYE, ibug.OUTER_LIPS, ibug.INNER_LIPS)
     for i in range(68)[part]
 ]
+# The jaw outline, where face width and length show.
+OUTLINE_LANDMARKS = list(range(68)[ibug.JAW])
 FEATURE_SIGMA = 0.04  # width of each landmark's bump, as a fraction of the crop side
 
 
-def feature_weights(template, size: int, weight: float, device: torch.device | str = "cpu") -> PixelWeight:
-    """Faces: errors count 1 + weight · bump, the bump 1 on the template's brows, eyes and mouth.
+def feature_weights(
+    template, size: int, weight: float, outline_weight: float = 0.0, device: torch.device | str = "cpu"
+) -> PixelWeight:
+    """Faces: errors count 1 + weight · bump + outline_weight · outline bump.
 
     The bump is the largest Gaussian (σ = FEATURE_SIGMA · size) over the template's
-    expression landmarks. An aligned face has its features near the template's, so
-    this tells the likelihood where the expression is drawn (rbedit extension,
-    `feature_weight`; the paper's likelihood weighs every pixel alike).
+    expression landmarks (brows, eyes, lips); the outline bump the same over its jaw
+    outline, where face width and length are drawn. An aligned face has its features
+    near the template's, so this tells the likelihood where expression and face
+    shape are (rbedit extensions `feature_weight`, `outline_weight`; the paper's
+    likelihood weighs every pixel alike).
     """
-    points = torch.as_tensor(template, dtype=torch.float32)[EXPRESSION_LANDMARKS]  # (K, 2) x, y in pixels
+    weights = 1.0 + weight * _landmark_bump(template, EXPRESSION_LANDMARKS, size)
+    if outline_weight:
+        weights = weights + outline_weight * _landmark_bump(template, OUTLINE_LANDMARKS, size)
+    weights = weights[None, None].to(device)  # (1, 1, H, W): the same for every face
+    return lambda x, mean: weights
+
+
+def _landmark_bump(template, landmarks: list[int], size: int) -> torch.Tensor:
+    """(H, W): the largest of Gaussians (σ = FEATURE_SIGMA · size) centred on the given template landmarks."""
+    points = torch.as_tensor(template, dtype=torch.float32)[landmarks]  # (K, 2) x, y in pixels
     centres = torch.arange(size, dtype=torch.float32)  # pixel i's centre is at i (the template's convention)
     dx = centres[None, None, :] - points[:, 0, None, None]  # (K, 1, W)
     dy = centres[None, :, None] - points[:, 1, None, None]  # (K, H, 1)
-    bump = torch.exp(-(dx**2 + dy**2) / (2 * (FEATURE_SIGMA * size) ** 2)).amax(0)  # (H, W)
-    weights = (1.0 + weight * bump)[None, None].to(device)  # (1, 1, H, W): the same for every face
-    return lambda x, mean: weights
+    return torch.exp(-(dx**2 + dy**2) / (2 * (FEATURE_SIGMA * size) ** 2)).amax(0)
 
 
 def gaussian_nll(v: torch.Tensor, post: Posterior) -> torch.Tensor:
