@@ -1,6 +1,7 @@
 """The training harness: objectives, the phases of Alg. 1, resume, divergence, the CLI."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -198,6 +199,19 @@ def test_fit_resume_keeps_the_runs_config(tmp_path, fake_data):
     assert cfg.lr == 3e-3 and cfg.steps == 2 and cfg.threads == 1 and cfg.image_size == 8
     with pytest.raises(ValueError, match="cannot change lr"):
         config_from_args(build_parser().parse_args(["--resume", "--run-dir", str(run), "--lr", "1"]))
+
+
+def test_fit_resumes_a_copied_run_in_its_new_folder(tmp_path, fake_data):
+    from train.fit import build_parser, config_from_args
+
+    run, copy = tmp_path / "run", tmp_path / "copy"
+    train(tiny(run_dir=str(run), steps=2), progress=False)
+    shutil.copytree(run, copy)
+    cfg = config_from_args(build_parser().parse_args(["--resume", "--run-dir", str(copy), "--steps", "3"]))
+    assert cfg.run_dir == str(copy)
+    train(cfg, resume=True, progress=False)
+    assert json.loads((copy / "config.json").read_text())["steps"] == 3
+    assert json.loads((run / "config.json").read_text())["steps"] == 2  # the original is untouched
 
 
 def test_run_folder_contents(tmp_path, fake_data):

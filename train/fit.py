@@ -68,7 +68,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     fixed = sorted(set(overrides) - RESUMABLE_FIELDS)
     if fixed:
         raise ValueError(f"a resumed run keeps its config; cannot change {', '.join(fixed)}")
-    return dataclasses.replace(TrainConfig.from_json(config_path.read_text()), **overrides)
+    # The folder resumed is the one named, also when the run was copied or moved there.
+    return dataclasses.replace(TrainConfig.from_json(config_path.read_text()), run_dir=str(run_dir), **overrides)
 
 
 def main(argv: list[str] | None = None) -> int:
