@@ -222,7 +222,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    # Subnormal floats cost the CPU ~100× a normal one. A few thousand steps in, they
+    # Arithmetic on subnormal floats is many times slower on a CPU. A few thousand steps in, they
     # appear in the faces model, and a step took 1.7× as long (README, "Training speed").
     torch.set_flush_denormal(True)
     run_dir = Path(cfg.run_dir)
