@@ -153,18 +153,22 @@ PRESETS: dict[str, dict] = {
             "data": "procedurally drawn faces with known factors (train/data/faces_synth.py)",
             "image_size": "32×32 crops so the preset trains within an hour on a 2-core CPU",
             "channels": "(8, 16, 32, 64), discriminators (8, 16, 32, 32), as the digits preset",
-            "steps": "10,000 steps of 36: the CPU hour on two threads at 2.8 steps/s (measured 1.6-3.3). "
-            "Against 6,000 steps (one thread each, runs side by side): e/z .45 vs .52, transfer 78.8 % vs 74.3 % of the way, identity "
-            "drift 12.4 % vs 13.0 %; the learning rate decayed over the last 40 % gave .46, 77.5 %, 12.6 %",
+            "steps": "10,000 steps of 36: 52.5 min in all on two threads alone (3.20 steps/s). Seeds 0 / 1 gave e/z "
+            ".45 / .43, transfer 77.3 / 77.4 % of the way, identity drift 12.4 / 12.0 %; 6,000 steps gave .52, 73.6 %, "
+            "13.3 %, and 8,000 .48 / .46, 75.2 / 77.0 %, 13.3 / 12.7 %; the learning rate decayed over the last 40 % "
+            ".46, 76.5 %, 12.7 % (README, Faces)",
             "adversarial_weight": "1 (the paper's balance): on this preset, weight 1 (CPU) against 100 (GPU) "
             "gave expression e/z .74 vs .79, transfer 61.0 % vs 59.8 % of the way, identity drift 13.8 % vs "
-            "14.0 %; neutralised pairs (weight 1000, GPU) did not help either (.88, 56.2 %, 13.5 %)",
+            "14.0 %; neutralised pairs (weight 1000, GPU) did not help either (.88, 56.2 %, 13.5 %); "
+            "read by the earlier faces judge",
             "feature_weight": "10, rbedit extension, not in the paper: reconstruction errors count 11× on the "
             "template's brows, eyes and lips, or G draws neither brows nor eyes at 32×32. 6,000 steps on one "
             "thread, two runs side by side: weight 0 / 4 / 10 / 30 gave expression e/z .74 / .59 / .57 / .62, "
-            "transfer 61.0 / 70.9 / 73.5 / 75.3 % of the way, identity drift 13.8 / 13.7 / 13.9 / 14.4 %",
+            "transfer 61.4 / 69.5 / 72.4 / 75.0 % of the way, identity drift 14.7 / 13.9 / 14.1 / 14.3 %. "
+            "The jaw outline weighted as well (outline_weight 10, 10,000 steps) drew the chin (no-edit identity "
+            "drift 8.7 % vs 10.8 %) but transfers took A's face length: e/z .53, 70.9 %, 11.4 %",
             "reference_e_weight": "10, rbedit extension (as the digits preset): E of a neutral face reads e_r. "
-            "With feature weight 10: e/z .52 vs .57, transfer 74.3 % vs 73.5 %, identity drift 13.0 % vs 13.9 % "
+            "With feature weight 10: e/z .52 vs .57, transfer 73.6 % vs 72.4 %, identity drift 13.3 % vs 14.1 % "
             "(3,411 s on one thread beside another run)",
         },
         domain="faces", image_size=32, steps=10000, lr=5e-4, channels=(8, 16, 32, 64), disc_channels=(8, 16, 32, 32),
