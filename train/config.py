@@ -46,7 +46,7 @@ class TrainConfig:
     transfer_weight: float = 0.0  # rbedit extension: weight of the transfer cycle log-likelihoods (see srbvae.py)
     reference_e_weight: float = 0.0  # rbedit extension: weight of log q(e_r | x_r) on reference images (see srbvae.py)
     feature_weight: float = 0.0  # rbedit extension: faces' reconstruction error weighted 1 + k on brows, eyes, lips (0 = off)
-    outline_weight: float = 0.0  # rbedit extension: faces' reconstruction error weighted + k on the jaw outline (0 = off)
+    outline_weight: float = 0.0  # rbedit extension: faces' reconstruction error counts k more on the jaw outline (0 = off)
     ink_weight: float = 0.0  # rbedit extension: digits' reconstruction error weighted 1 + k where there is ink (0 = off)
     recon_noise: float = 1.0  # rbedit extension: posterior noise in the Eq. 10 reconstructions (1 = samples, the paper; 0 = means)
     min_logvar: float = -8.0  # clamp of posterior log-variances, keeps latent NLLs finite
