@@ -100,7 +100,7 @@ class Trainer:
             if template is None:
                 raise ValueError("feature_weight and outline_weight need the faces' alignment template")
             self.pixel_weight = feature_weights(
-                template, cfg.image_size, cfg.feature_weight, cfg.outline_weight, self.device
+                template, cfg.image_size, cfg.feature_weight, outline_weight=cfg.outline_weight, device=self.device
             )
         elif cfg.ink_weight:
             self.pixel_weight = ink_weights(cfg.ink_weight)
