@@ -298,6 +298,22 @@ def test_outline_weights_peak_on_the_jaw_and_add_to_the_feature_weights():
     assert float(both[0, 0]) == pytest.approx(1.0) and bool((both >= features).all())
 
 
+def test_iris_weights_peak_on_the_eye_centres_and_add_to_the_others():
+    from rbedit.align.template import builtin_template
+    from rbedit.landmarks import ibug
+    from train.objectives import feature_weights
+
+    template = builtin_template(32)
+    image = torch.zeros(2, 3, 32, 32)
+    features = feature_weights(template, 32, 4.0, outline_weight=6.0)(image, image)[0, 0]
+    both = feature_weights(template, 32, 4.0, outline_weight=6.0, iris_weight=20.0)(image, image)[0, 0]
+    for x, y in np.round(ibug.eye_centres(template)).astype(int):
+        assert float(both[y, x] - features[y, x]) > 10.0
+    x, y = np.round(template[8]).astype(int)  # the chin, far from the eyes: unchanged
+    assert float(both[y, x]) == pytest.approx(float(features[y, x]), abs=0.01)
+    assert float(both[0, 0]) == pytest.approx(1.0) and bool((both >= features).all())
+
+
 def test_ink_weights_cover_the_strokes_of_image_and_reconstruction():
     from train.objectives import ink_weights
 
@@ -363,5 +379,7 @@ def test_pixel_weights_are_refused_in_the_wrong_domain():
         tiny(feature_weight=4.0)
     with pytest.raises(ValueError, match="faces preset"):
         tiny(outline_weight=4.0)
+    with pytest.raises(ValueError, match="faces preset"):
+        tiny(iris_weight=4.0)
     with pytest.raises(ValueError, match="digits preset"):
         preset("faces-synth", ink_weight=4.0)

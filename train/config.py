@@ -47,6 +47,7 @@ class TrainConfig:
     reference_e_weight: float = 0.0  # rbedit extension: weight of log q(e_r | x_r) on reference images (see srbvae.py)
     feature_weight: float = 0.0  # rbedit extension: faces' reconstruction error weighted 1 + k on brows, eyes, lips (0 = off)
     outline_weight: float = 0.0  # rbedit extension: faces' reconstruction error counts k more on the jaw outline (0 = off)
+    iris_weight: float = 0.0  # rbedit extension: faces' reconstruction error counts k more on each eye's centre (0 = off)
     ink_weight: float = 0.0  # rbedit extension: digits' reconstruction error weighted 1 + k where there is ink (0 = off)
     recon_noise: float = 1.0  # rbedit extension: posterior noise in the Eq. 10 reconstructions (1 = samples, the paper; 0 = means)
     min_logvar: float = -8.0  # clamp of posterior log-variances, keeps latent NLLs finite
@@ -72,8 +73,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        if (self.feature_weight or self.outline_weight) and self.domain != "faces":
-            raise ValueError("feature_weight and outline_weight weight face features; they need a faces preset")
+        if (self.feature_weight or self.outline_weight or self.iris_weight) and self.domain != "faces":
+            raise ValueError(
+                "feature_weight, outline_weight and iris_weight weight face features; they need a faces preset"
+            )
         if self.ink_weight and self.domain != "digits":
             raise ValueError("ink_weight weights digits' strokes; it needs a digits preset (faces: feature_weight)")
         self.channels = tuple(self.channels)

@@ -94,13 +94,18 @@ class Trainer:
         self.batches = torch.Generator().manual_seed(cfg.seed + 1)
         self.noise = torch.Generator(device=self.device).manual_seed(cfg.seed + 2)
         self.generators = {"batches": self.batches, "noise": self.noise}
-        # Reconstruction errors weighted where faces' brows, eyes, lips (and outline) are, or where digits' ink is.
+        # Reconstruction errors weighted where faces' brows, eyes, lips (outline, irises) are, or where digits' ink is.
         self.pixel_weight = None
-        if cfg.feature_weight or cfg.outline_weight:
+        if cfg.feature_weight or cfg.outline_weight or cfg.iris_weight:
             if template is None:
-                raise ValueError("feature_weight and outline_weight need the faces' alignment template")
+                raise ValueError("feature_weight, outline_weight and iris_weight need the faces' alignment template")
             self.pixel_weight = feature_weights(
-                template, cfg.image_size, cfg.feature_weight, outline_weight=cfg.outline_weight, device=self.device
+                template,
+                cfg.image_size,
+                cfg.feature_weight,
+                outline_weight=cfg.outline_weight,
+                iris_weight=cfg.iris_weight,
+                device=self.device,
             )
         elif cfg.ink_weight:
             self.pixel_weight = ink_weights(cfg.ink_weight)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -70,34 +71,44 @@ EXPRESSION_LANDMARKS = [
 # The jaw outline, where face width and length show.
 OUTLINE_LANDMARKS = list(range(68)[ibug.JAW])
 FEATURE_SIGMA = 0.04  # width of each landmark's bump, as a fraction of the crop side
+IRIS_SIGMA = 0.025  # width of the bump on each eye's centre: about the iris's radius (0.8 px at 32×32)
 
 
 def feature_weights(
-    template, size: int, weight: float, outline_weight: float = 0.0, device: torch.device | str = "cpu"
+    template,
+    size: int,
+    weight: float,
+    outline_weight: float = 0.0,
+    iris_weight: float = 0.0,
+    device: torch.device | str = "cpu",
 ) -> PixelWeight:
-    """Faces: errors count 1 + weight · bump + outline_weight · outline bump.
+    """Faces: errors count 1 + weight · bump + outline_weight · outline bump + iris_weight · iris bump.
 
     The bump is the largest Gaussian (σ = FEATURE_SIGMA · size) over the template's
     expression landmarks (brows, eyes, lips); the outline bump the same over its jaw
-    outline, where face width and length are drawn. An aligned face has its features
-    near the template's, so this tells the likelihood where expression and face
-    shape are (rbedit extensions `feature_weight`, `outline_weight`; the paper's
-    likelihood weighs every pixel alike).
+    outline, where face width and length are drawn; the iris bump a narrower one
+    (σ = IRIS_SIGMA · size) on each eye's centre, where eye colour is drawn. An
+    aligned face has its features near the template's, so this tells the likelihood
+    where expression, face shape and eye colour are (rbedit extensions `feature_weight`,
+    `outline_weight`, `iris_weight`; the paper's likelihood weighs every pixel alike).
     """
-    weights = 1.0 + weight * _landmark_bump(template, EXPRESSION_LANDMARKS, size)
+    points = np.asarray(template, dtype=np.float64)
+    weights = 1.0 + weight * _bump(points[EXPRESSION_LANDMARKS], size, FEATURE_SIGMA)
     if outline_weight:
-        weights = weights + outline_weight * _landmark_bump(template, OUTLINE_LANDMARKS, size)
+        weights = weights + outline_weight * _bump(points[OUTLINE_LANDMARKS], size, FEATURE_SIGMA)
+    if iris_weight:
+        weights = weights + iris_weight * _bump(ibug.eye_centres(points), size, IRIS_SIGMA)
     weights = weights[None, None].to(device)  # (1, 1, H, W): the same for every face
     return lambda x, mean: weights
 
 
-def _landmark_bump(template, landmarks: list[int], size: int) -> torch.Tensor:
-    """(H, W): the largest of Gaussians (σ = FEATURE_SIGMA · size) centred on the given template landmarks."""
-    points = torch.as_tensor(template, dtype=torch.float32)[landmarks]  # (K, 2) x, y in pixels
+def _bump(points: np.ndarray, size: int, sigma: float) -> torch.Tensor:
+    """(H, W): the largest of Gaussians (σ = sigma · size) centred on (K, 2) points, x, y in pixels."""
+    points = torch.as_tensor(points, dtype=torch.float32)
     centres = torch.arange(size, dtype=torch.float32)  # pixel i's centre is at i (the template's convention)
     dx = centres[None, None, :] - points[:, 0, None, None]  # (K, 1, W)
     dy = centres[None, :, None] - points[:, 1, None, None]  # (K, H, 1)
-    return torch.exp(-(dx**2 + dy**2) / (2 * (FEATURE_SIGMA * size) ** 2)).amax(0)
+    return torch.exp(-(dx**2 + dy**2) / (2 * (sigma * size) ** 2)).amax(0)
 
 
 def gaussian_nll(v: torch.Tensor, post: Posterior) -> torch.Tensor:

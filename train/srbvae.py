@@ -32,7 +32,8 @@ rbedit extensions (off when their weights are 0, which is the paper):
   opening moves a few pixels of a 32×32 crop, too few for the L1 over the
   whole face to make G draw them, and what G does not draw e need not carry.
   `outline_weight` adds the same on the jaw outline, where face width and
-  length are drawn.
+  length are drawn, and `iris_weight` a narrower bump on each eye's
+  centre, where eye colour is drawn.
 - ink weights (`ink_weight`, digits only): the same, 1 + k where the image
   or its reconstruction has ink (train.objectives.ink_weights), so that G
   draws the strokes of small digits, not just a blob of their colour. At 10
