@@ -42,6 +42,16 @@ def test_pooled_e_sees_block_means_only():
         ModelConfig(image_size=8, channels=(4, 8), e_pool=3)
 
 
+def test_grey_e_sees_no_colour():
+    torch.manual_seed(0)
+    model = RbVAE(ModelConfig(image_size=8, channels=(4, 8), z_dim=3, e_dim=2, e_grey=True))
+    x = torch.rand(1, 3, 8, 8) * 2 - 1
+    recoloured = x[:, [2, 0, 1]]  # the channels rotated: the same grey, other colours
+    with torch.no_grad():
+        assert torch.allclose(model.encode_e(x).mu, model.encode_e(recoloured).mu, atol=1e-6)
+        assert not torch.allclose(model.encode_z(x).mu, model.encode_z(recoloured).mu, atol=1e-4)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 def test_save_load_round_trip(tmp_path, dtype):
     torch.manual_seed(0)

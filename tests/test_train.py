@@ -201,6 +201,18 @@ def test_fit_resume_keeps_the_runs_config(tmp_path, fake_data):
         config_from_args(build_parser().parse_args(["--resume", "--run-dir", str(run), "--lr", "1"]))
 
 
+def test_fit_parses_overrides_by_type():
+    from train.fit import build_parser, config_from_args
+
+    def parse(*argv):
+        return config_from_args(build_parser().parse_args(["--preset", "faces-synth", *argv]))
+
+    cfg = parse("--e-grey", "true", "--iris-weight", "30", "--channels", "4,8,16,32", "--steps", "7")
+    assert cfg.e_grey is True and cfg.iris_weight == 30.0 and cfg.channels == (4, 8, 16, 32) and cfg.steps == 7
+    assert parse("--e-grey", "False").e_grey is False
+    with pytest.raises(ValueError, match="--e-grey takes true or false"):
+        parse("--e-grey", "yes please")
+
 def test_fit_resumes_a_copied_run_in_its_new_folder(tmp_path, fake_data):
     from train.fit import build_parser, config_from_args
 

@@ -26,6 +26,10 @@ def _parse_value(field: dataclasses.Field, text: str):
         return int(text)
     if hint.startswith("float"):
         return float(text)
+    if hint == "bool":
+        if text.lower() not in ("true", "false"):
+            raise ValueError(f"--{field.name.replace('_', '-')} takes true or false, got {text!r}")
+        return text.lower() == "true"
     if text.lower() in ("none", "") and "None" in hint:
         return None
     return text

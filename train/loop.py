@@ -46,6 +46,7 @@ def model_config(cfg: TrainConfig, template: np.ndarray | None = None) -> ModelC
         z_dim=cfg.z_dim,
         e_dim=cfg.e_dim,
         e_pool=cfg.e_pool,
+        e_grey=cfg.e_grey,
         channels=cfg.channels,
         template=None if template is None else tuple(map(tuple, np.asarray(template, float).tolist())),
         extra={

@@ -21,6 +21,9 @@ class ModelConfig:
     # rbedit extension: E sees the image averaged over e_pool×e_pool blocks, so it
     # cannot read fine shape (1: off; on digits it did not help, see README).
     e_pool: int = 1
+    # rbedit extension: E sees grey levels only (the mean of the colour channels), so
+    # e cannot carry colour (eye, skin, hair); G draws it from z. Faces: see README.
+    e_grey: bool = False
     # Faces only: mean landmark shape in crop pixel coordinates, 68 (x, y) pairs.
     template: tuple[tuple[float, float], ...] | None = None
     format_version: int = FORMAT_VERSION

@@ -47,6 +47,8 @@ class RbVAE(nn.Module):
         return Posterior(*self.z_encoder(x))
 
     def encode_e(self, x: torch.Tensor) -> Posterior:
+        if self.config.e_grey:  # the same grey in every channel: E's architecture stays the same
+            x = x.mean(dim=1, keepdim=True).expand_as(x)
         k = self.config.e_pool
         if k > 1:  # block means, at full size: E's architecture stays the same
             x = F.avg_pool2d(x, k).repeat_interleave(k, dim=2).repeat_interleave(k, dim=3)
