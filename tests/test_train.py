@@ -213,6 +213,7 @@ def test_fit_parses_overrides_by_type():
     with pytest.raises(ValueError, match="--e-grey takes true or false"):
         parse("--e-grey", "yes please")
 
+
 def test_fit_resumes_a_copied_run_in_its_new_folder(tmp_path, fake_data):
     from train.fit import build_parser, config_from_args
 

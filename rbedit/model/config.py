@@ -22,7 +22,8 @@ class ModelConfig:
     # cannot read fine shape (1: off; on digits it did not help, see README).
     e_pool: int = 1
     # rbedit extension: E sees grey levels only (the mean of the colour channels), so
-    # e cannot carry colour (eye, skin, hair); G draws it from z. Faces: see README.
+    # e cannot carry colour (eye, skin, hair) (False: off; on synthetic faces z did not
+    # take the eye colour up instead, see README).
     e_grey: bool = False
     # Faces only: mean landmark shape in crop pixel coordinates, 68 (x, y) pairs.
     template: tuple[tuple[float, float], ...] | None = None
