@@ -74,7 +74,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        if (self.feature_weight or self.outline_weight or self.iris_weight) and self.domain != "faces":
+        if self.weighs_face_pixels and self.domain != "faces":
             raise ValueError(
                 "feature_weight, outline_weight and iris_weight weight face features; they need a faces preset"
             )
@@ -83,6 +83,11 @@ class TrainConfig:
         self.channels = tuple(self.channels)
         self.disc_channels = tuple(self.disc_channels)
         self.betas = tuple(self.betas)
+
+    @property
+    def weighs_face_pixels(self) -> bool:
+        """Whether any faces' pixel weight is on (train.objectives.feature_weights)."""
+        return bool(self.feature_weight or self.outline_weight or self.iris_weight)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2) + "\n"

@@ -97,7 +97,7 @@ class Trainer:
         self.generators = {"batches": self.batches, "noise": self.noise}
         # Reconstruction errors weighted where faces' brows, eyes, lips (outline, irises) are, or where digits' ink is.
         self.pixel_weight = None
-        if cfg.feature_weight or cfg.outline_weight or cfg.iris_weight:
+        if cfg.weighs_face_pixels:
             if template is None:
                 raise ValueError("feature_weight, outline_weight and iris_weight need the faces' alignment template")
             self.pixel_weight = feature_weights(
