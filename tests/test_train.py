@@ -128,6 +128,30 @@ def test_reference_e_trains_e_on_reference_images_and_nothing_else(images):
     assert "reference_e" not in srbvae.model_terms(off.model, *off._batch(), off.cfg, off.noise)[1]
 
 
+def test_cross_correlation_is_near_zero_for_independent_codes_and_counts_shared_ones():
+    from train.objectives import cross_correlation
+
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.randn(4000, 6, generator=g), torch.randn(4000, 3, generator=g)
+    assert float(cross_correlation(a, b)) < 0.05  # ≈ 6 · 3 / 4000
+    shared = torch.cat([2 * a[:, :2] + 1, b[:, 2:]], dim=1)  # two columns of b are scaled copies of a's
+    assert float(cross_correlation(a, shared)) == pytest.approx(2.0, abs=0.05)
+    assert float(cross_correlation(a, -shared)) == pytest.approx(2.0, abs=0.05)  # sign does not matter
+
+
+def test_decorrelation_trains_both_encoders_and_not_the_generator(images):
+    trainer = Trainer(tiny(decorrelation_weight=1.0), unlabelled=images[0], reference=images[1])
+    model = trainer.model
+    _, terms = srbvae.model_terms(model, *trainer._batch(), trainer.cfg, trainer.noise)
+    assert "decorrelation" in terms and torch.isfinite(terms["decorrelation"])
+    terms["decorrelation"].backward()
+    for part in (model.z_encoder, model.e_encoder):
+        assert all(g is not None and g.any() for g in _grads(part))
+    assert all(g is None or not g.any() for g in _grads(model.generator))
+    off = Trainer(tiny(), unlabelled=images[0], reference=images[1])
+    assert "decorrelation" not in srbvae.model_terms(off.model, *off._batch(), off.cfg, off.noise)[1]
+
+
 def test_reconstructions_decode_posterior_means_without_noise(images):
     def recon_terms(recon_noise, seed):
         trainer = Trainer(tiny(recon_noise=recon_noise), unlabelled=images[0], reference=images[1])

@@ -46,6 +46,7 @@ class TrainConfig:
     neutral_weight: float = 0.0  # rbedit extension: neutralised pairs G(z, e_r) against d_nu (see srbvae.py)
     transfer_weight: float = 0.0  # rbedit extension: weight of the transfer cycle log-likelihoods (see srbvae.py)
     reference_e_weight: float = 0.0  # rbedit extension: weight of log q(e_r | x_r) on reference images (see srbvae.py)
+    decorrelation_weight: float = 0.0  # rbedit extension: weight of the squared z-e correlations (see srbvae.py)
     feature_weight: float = 0.0  # rbedit extension: faces' reconstruction error weighted 1 + k on brows, eyes, lips (0 = off)
     outline_weight: float = 0.0  # rbedit extension: faces' reconstruction error counts k more on the jaw outline (0 = off)
     iris_weight: float = 0.0  # rbedit extension: faces' reconstruction error counts k more on each eye's centre (0 = off)

@@ -117,6 +117,17 @@ def gaussian_nll(v: torch.Tensor, post: Posterior) -> torch.Tensor:
     return nll.sum(1).mean()
 
 
+def cross_correlation(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Sum of the squared Pearson correlations between every column of a (B, m) and of b (B, n) over the batch.
+
+    Zero when no coordinate of one code moves linearly with any of the other. For
+    independent codes it is about m · n / B, the sampling noise of B rows.
+    """
+    a = (a - a.mean(0)) / (a.std(0) + eps)
+    b = (b - b.mean(0)) / (b.std(0) + eps)
+    return ((a.T @ b) / (len(a) - 1)).pow(2).sum()
+
+
 def kl_to_standard_normal(post: Posterior) -> torch.Tensor:
     """KL(q || N(0, I)), summed over dimensions."""
     return 0.5 * (post.mu.pow(2) + post.logvar.exp() - 1.0 - post.logvar).sum(1).mean()

@@ -39,6 +39,12 @@ rbedit extensions (off when their weights are 0, which is the paper):
   draws the strokes of small digits, not just a blob of their colour. At 10
   it raised G's redraw but not the transfer, and style separated less
   (README, Results): no preset uses it.
+- decorrelation (`decorrelation_weight`): the squared correlations between
+  the posterior means of z and of e over the unlabelled batch. The prior
+  makes z and e independent, which the adversarial terms ask of q only
+  through d_xi; on synthetic faces both codes carried face length and eye
+  spacing, and a transfer took A's as much as B's. The reference images tie
+  those factors to z (their e is e_r), so decorrelating leaves them there.
 - neutralised pairs (`neutral_weight`): an unlabelled image's z decoded with
   e_r, (G(z, e_r), z), must pass d_nu as a reference pair (x_r, z_r). The
   paper's objective lets Z keep style that the reference set holds constant
@@ -58,6 +64,7 @@ from train.objectives import (
     PixelWeight,
     adversarial_model_loss,
     clamp,
+    cross_correlation,
     discriminator_loss,
     gaussian_nll,
     laplace_nll,
@@ -136,6 +143,8 @@ def model_terms(
     if cfg.reference_e_weight:
         # −log q(e_r | x_r): E reads the reference style as e_r (e_r learns from this too).
         terms["reference_e"] = gaussian_nll(model.reference_e(len(x_r)), clamp(model.encode_e(x_r), cfg.min_logvar))
+    if cfg.decorrelation_weight:
+        terms["decorrelation"] = cross_correlation(qz_all.mu[:b], qe.mu)
     if cfg.transfer_weight:
         # B's z with A's e (A = the next image of the batch) keeps B's z and takes A's e.
         terms["transfer"] = (
@@ -200,6 +209,7 @@ def model_loss(terms: dict, cfg) -> torch.Tensor:
         + cfg.swap_weight * (terms.get("swap", 0.0) + terms.get("neutral_cycle", 0.0))
         + cfg.transfer_weight * terms.get("transfer", 0.0)
         + cfg.reference_e_weight * terms.get("reference_e", 0.0)
+        + cfg.decorrelation_weight * terms.get("decorrelation", 0.0)
         + cfg.adversarial_weight * (terms["adv_xi"] + terms["adv_gamma"])
         + cfg.neutral_weight * terms.get("neutral", 0.0)
     )
