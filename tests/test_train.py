@@ -139,17 +139,23 @@ def test_cross_correlation_is_near_zero_for_independent_codes_and_counts_shared_
     assert float(cross_correlation(a, -shared)) == pytest.approx(2.0, abs=0.05)  # sign does not matter
 
 
-def test_decorrelation_trains_both_encoders_and_not_the_generator(images):
-    trainer = Trainer(tiny(decorrelation_weight=1.0), unlabelled=images[0], reference=images[1])
+@pytest.mark.parametrize("side, trained", [("both", {"z", "e"}), ("e", {"e"}), ("z", {"z"})])
+def test_decorrelation_trains_the_encoders_it_names_and_not_the_generator(images, side, trained):
+    trainer = Trainer(tiny(decorrelation_weight=1.0, decorrelation_trains=side), unlabelled=images[0], reference=images[1])
     model = trainer.model
     _, terms = srbvae.model_terms(model, *trainer._batch(), trainer.cfg, trainer.noise)
     assert "decorrelation" in terms and torch.isfinite(terms["decorrelation"])
     terms["decorrelation"].backward()
-    for part in (model.z_encoder, model.e_encoder):
-        assert all(g is not None and g.any() for g in _grads(part))
+    for name, part in (("z", model.z_encoder), ("e", model.e_encoder)):
+        if name in trained:
+            assert all(g is not None and g.any() for g in _grads(part))
+        else:
+            assert all(g is None or not g.any() for g in _grads(part))
     assert all(g is None or not g.any() for g in _grads(model.generator))
     off = Trainer(tiny(), unlabelled=images[0], reference=images[1])
     assert "decorrelation" not in srbvae.model_terms(off.model, *off._batch(), off.cfg, off.noise)[1]
+    with pytest.raises(ValueError, match="decorrelation_trains must be e, z or both"):
+        tiny(decorrelation_trains="g")
 
 
 def test_reconstructions_decode_posterior_means_without_noise(images):

@@ -47,6 +47,7 @@ class TrainConfig:
     transfer_weight: float = 0.0  # rbedit extension: weight of the transfer cycle log-likelihoods (see srbvae.py)
     reference_e_weight: float = 0.0  # rbedit extension: weight of log q(e_r | x_r) on reference images (see srbvae.py)
     decorrelation_weight: float = 0.0  # rbedit extension: weight of the squared z-e correlations (see srbvae.py)
+    decorrelation_trains: str = "both"  # which encoder the decorrelation trains: e | z | both
     feature_weight: float = 0.0  # rbedit extension: faces' reconstruction error weighted 1 + k on brows, eyes, lips (0 = off)
     outline_weight: float = 0.0  # rbedit extension: faces' reconstruction error counts k more on the jaw outline (0 = off)
     iris_weight: float = 0.0  # rbedit extension: faces' reconstruction error counts k more on each eye's centre (0 = off)
@@ -79,6 +80,8 @@ class TrainConfig:
             raise ValueError(
                 "feature_weight, outline_weight and iris_weight weight face features; they need a faces preset"
             )
+        if self.decorrelation_trains not in ("e", "z", "both"):
+            raise ValueError(f"decorrelation_trains must be e, z or both, got {self.decorrelation_trains!r}")
         if self.ink_weight and self.domain != "digits":
             raise ValueError("ink_weight weights digits' strokes; it needs a digits preset (faces: feature_weight)")
         self.channels = tuple(self.channels)

@@ -144,7 +144,11 @@ def model_terms(
         # −log q(e_r | x_r): E reads the reference style as e_r (e_r learns from this too).
         terms["reference_e"] = gaussian_nll(model.reference_e(len(x_r)), clamp(model.encode_e(x_r), cfg.min_logvar))
     if cfg.decorrelation_weight:
-        terms["decorrelation"] = cross_correlation(qz_all.mu[:b], qe.mu)
+        # Only the side named learns from it; "both" lets either code give the shared factor up.
+        side = cfg.decorrelation_trains
+        z_mu = qz_all.mu[:b] if side in ("z", "both") else qz_all.mu[:b].detach()
+        e_mu = qe.mu if side in ("e", "both") else qe.mu.detach()
+        terms["decorrelation"] = cross_correlation(z_mu, e_mu)
     if cfg.transfer_weight:
         # B's z with A's e (A = the next image of the batch) keeps B's z and takes A's e.
         terms["transfer"] = (
