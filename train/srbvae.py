@@ -39,12 +39,15 @@ rbedit extensions (off when their weights are 0, which is the paper):
   draws the strokes of small digits, not just a blob of their colour. At 10
   it raised G's redraw but not the transfer, and style separated less
   (README, Results): no preset uses it.
-- decorrelation (`decorrelation_weight`): the squared correlations between
-  the posterior means of z and of e over the unlabelled batch. The prior
-  makes z and e independent, which the adversarial terms ask of q only
-  through d_xi; on synthetic faces both codes carried face length and eye
-  spacing, and a transfer took A's as much as B's. The reference images tie
-  those factors to z (their e is e_r), so decorrelating leaves them there.
+- decorrelation (`decorrelation_weight`, `decorrelation_trains`): the
+  squared correlations between the posterior means of z and of e over the
+  unlabelled batch. The prior makes z and e independent, which the
+  adversarial terms ask of q only through d_xi; trained models share factors
+  between the codes (face length and eye spacing; a digit's shape), and an
+  edit then takes A's share. `decorrelation_trains` names the encoder that
+  learns from it (e, z or both). On both data sets the shared factors went
+  to the wrong code (expression into z; style into z, or the digit into e):
+  no preset uses it (README).
 - neutralised pairs (`neutral_weight`): an unlabelled image's z decoded with
   e_r, (G(z, e_r), z), must pass d_nu as a reference pair (x_r, z_r). The
   paper's objective lets Z keep style that the reference set holds constant
