@@ -193,6 +193,20 @@ def test_e_ref_learns_from_reference_reconstructions(images):
     assert grad is None or not grad.any()
 
 
+def test_instance_noise_blurs_what_the_discriminators_see_and_only_when_asked():
+    from train.discriminators import build_discriminators
+
+    x, z = torch.rand(4, 3, 8, 8) * 2 - 1, torch.randn(4, 3)
+
+    def twice(disc_noise):
+        d = build_discriminators(tiny(disc_noise=disc_noise))["d_gamma"].eval()  # eval: no dropout
+        return d(x, z), d(x, z)
+
+    assert torch.equal(*twice(0.0))
+    first, second = twice(0.5)
+    assert torch.isfinite(first).all() and not torch.equal(first, second)
+
+
 def test_a_step_updates_models_and_discriminators(images):
     trainer = Trainer(tiny(), unlabelled=images[0], reference=images[1])
     e_ref = trainer.model.e_ref.detach().clone()

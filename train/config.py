@@ -37,6 +37,7 @@ class TrainConfig:
     disc_channels: tuple[int, ...] = (16, 32, 64, 64)  # discriminator trunk widths
     disc_hidden: int = 256  # width of the discriminators' fully connected head
     disc_dropout: float = 0.25  # dropout on the head's inputs (App. D: stops d ignoring latents)
+    disc_noise: float = 0.0  # rbedit extension: σ of Gaussian noise on the discriminators' images (0 = off)
     # --- objective ---
     laplace_scale: float = 0.01  # λ of p(x|z,e) = Laplace(G(z,e), λ): L1 weighted 1/λ, summed over pixels
     beta: float = 4.0  # betavae: weight of the KL term
