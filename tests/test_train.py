@@ -154,6 +154,9 @@ def test_decorrelation_trains_the_encoders_it_names_and_not_the_generator(images
     assert all(g is None or not g.any() for g in _grads(model.generator))
     off = Trainer(tiny(), unlabelled=images[0], reference=images[1])
     assert "decorrelation" not in srbvae.model_terms(off.model, *off._batch(), off.cfg, off.noise)[1]
+
+
+def test_decorrelation_refuses_an_unknown_side():
     with pytest.raises(ValueError, match="decorrelation_trains must be e, z or both"):
         tiny(decorrelation_trains="g")
 

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 
 OBJECTIVES = ("srbvae", "rbvae", "vae", "betavae")
+DECORRELATION_SIDES = ("e", "z", "both")  # which encoder learns from the decorrelation term
 
 
 @dataclass
@@ -81,7 +82,7 @@ class TrainConfig:
             raise ValueError(
                 "feature_weight, outline_weight and iris_weight weight face features; they need a faces preset"
             )
-        if self.decorrelation_trains not in ("e", "z", "both"):
+        if self.decorrelation_trains not in DECORRELATION_SIDES:
             raise ValueError(f"decorrelation_trains must be e, z or both, got {self.decorrelation_trains!r}")
         if self.ink_weight and self.domain != "digits":
             raise ValueError("ink_weight weights digits' strokes; it needs a digits preset (faces: feature_weight)")

@@ -6,7 +6,8 @@ features before the fully connected head, and dropout (p = 0.25 in the paper,
 App. D) on the head's inputs stops the discriminator ignoring the latents.
 rbedit extension (`disc_noise`, 0 = off): Gaussian noise on the images each
 discriminator reads ("instance noise"), so that generated and encoded images
-overlap and d stays a finite log-ratio instead of separating them outright.
+overlap and d need not separate them outright. On synthetic faces it kept d
+a finite log-ratio only with the adversarial weight raised as well (README).
 """
 
 from __future__ import annotations
