@@ -413,6 +413,7 @@ def test_faces_feature_weight_reaches_the_reconstructions():
     template = synth_template(8, count=50)
     reference, unlabelled, _, _ = training_sets(n_reference=8, n_unlabelled=8, size=8, template=template)
     values = dict(channels=(4, 8), disc_channels=(4, 4), disc_hidden=8, z_dim=3, e_dim=2, batch_size=4, device="cpu")
+    values.update(outline_weight=0.0, iris_weight=0.0)  # the preset weights those too; only the feature weight here
 
     def recon(feature_weight):
         cfg = preset("faces-synth", image_size=8, feature_weight=feature_weight, **values)
