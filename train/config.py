@@ -179,7 +179,7 @@ PRESETS: dict[str, dict] = {
             "game. With the outline and irises weighted, 10,000 steps on one thread beside another run: weight 1 "
             "without noise / 1 with noise / 100 with noise (seeds 0 and 1) / 100 with noise 0.3 gave e/z .47 / .47 / "
             ".48, .45 / .48, transfer 75.0 / 75.8 / 74.3, 75.0 / 75.3 %, identity drift 11.7 / 12.0 / 10.6, 10.6 / "
-            "10.7 %; weight 300 diverged at step 7,270",
+            "10.7 %; weight 200 gave .46, 74.7 %, 10.7 %, and weight 300 diverged at step 7,270",
             "disc_noise": "0.2, rbedit extension, not in the paper: Gaussian noise on the discriminators' images, "
             "so that a discriminator cannot win on pixel detail alone (see adversarial_weight)",
             "feature_weight": "10, rbedit extension, not in the paper: reconstruction errors count 11× on the "
