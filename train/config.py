@@ -197,7 +197,7 @@ PRESETS: dict[str, dict] = {
             "(3,411 s on one thread beside another run)",
         },
         domain="faces", image_size=32, steps=10000, lr=5e-4, channels=(8, 16, 32, 64), disc_channels=(8, 16, 32, 32),
-        adversarial_weight=100.0, disc_noise=0.2, feature_weight=10.0, outline_weight=10.0, iris_weight=100.0,
+        disc_noise=0.2, feature_weight=10.0, outline_weight=10.0, iris_weight=100.0,
         reference_e_weight=10.0,
     ),
 }
