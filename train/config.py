@@ -190,8 +190,9 @@ PRESETS: dict[str, dict] = {
             "drift 8.7 % vs 10.8 %) but transfers took A's face length: e/z .53, 70.9 %, 11.4 %",
             "outline_weight": "10, rbedit extension: the jaw outline's errors count 10 more, so G draws the chin "
             "(no-edit face length drift .08-.10 against .24); alone it cost expression (see feature_weight)",
-            "iris_weight": "100, rbedit extension: each eye's centre counts 100 more, so G draws the iris (its colour from "
-            "e, not z: README, Faces); with the outline weighted as well: e/z .47 vs .53, transfer 75.0 % vs 70.9 %, identity drift 11.7 % vs 11.4 %",
+            "iris_weight": "100, rbedit extension: each eye's centre counts 100 more, so G draws the iris (its "
+            "colour from e, not z: README, Faces); with the outline weighted as well: e/z .47 vs .53, transfer "
+            "75.0 % vs 70.9 %, identity drift 11.7 % vs 11.4 %",
             "reference_e_weight": "10, rbedit extension (as the digits preset): E of a neutral face reads e_r. "
             "With feature weight 10: e/z .52 vs .57, transfer 73.6 % vs 72.4 %, identity drift 13.3 % vs 14.1 % "
             "(3,411 s on one thread beside another run)",
