@@ -169,12 +169,12 @@ PRESETS: dict[str, dict] = {
             "image_size": "32×32 crops so the preset trains within an hour on a 2-core CPU",
             "channels": "(8, 16, 32, 64), discriminators (8, 16, 32, 32), as the digits preset",
             "steps": "12,000 steps of 36: 29.4 min in all on two threads alone (6.85 steps/s; README, Faces): e/z .45, "
-            "transfer 75.1 % of the way, identity drift 10.1 %. Without the swap cycle a step costs 15 % less, and the "
-            "time saved buys 2,000 more steps: 10,000 steps with the cycle took 28.9 min (5.81 steps/s) and gave e/z "
-            ".48, 74.1 %, 10.9 %; without it, .46, 74.5 %, 10.4 % (one thread). The earlier preset (adversarial "
-            "weight 1, outline and irises unweighted, 10,000 steps) took 52.5 min on a slower machine (3.20 steps/s); "
-            "6,000 steps of it gave e/z .52, 73.6 %, 13.3 %, and 8,000 .48 / .46, 75.2 / 77.0 %, 13.3 / 12.7 % "
-            "against 10,000's .45 / .43, 77.3 / 77.4 %, 12.4 / 12.0 %",
+            "transfer 75.1 % of the way, identity drift 10.1 % (seed 1: 29.1 min, .43, 76.1 %, 10.3 %). Without the "
+            "swap cycle a step costs 15 % less, and the time saved buys 2,000 more steps: 10,000 steps with the "
+            "cycle took 28.9 min (5.81 steps/s) and gave e/z .48, 74.1 %, 10.9 %; without it, .46, 74.5 %, 10.4 % "
+            "(one thread). The earlier preset (adversarial weight 1, outline and irises unweighted, 10,000 steps) "
+            "took 52.5 min on a slower machine (3.20 steps/s); 6,000 steps of it gave e/z .52, 73.6 %, 13.3 %, and "
+            "8,000 .48 / .46, 75.2 / 77.0 %, 13.3 / 12.7 % against 10,000's .45 / .43, 77.3 / 77.4 %, 12.4 / 12.0 %",
             "swap_weight": "0, as the paper (the shared setting is 1): the swap cycle asks z to ignore whatever e "
             "draws, and on faces e draws part of the chin and the eyes' spacing. 10,000 steps on one thread: "
             "identity drift 10.4 % without it against 10.6-10.9 % with it (e/z .46, 74.5 %); it also costs 15 % "
