@@ -8,7 +8,7 @@ rbedit extension (`disc_noise`, 0 = off): Gaussian noise on the images each
 discriminator reads ("instance noise"), so that generated and encoded images
 overlap and d need not separate them outright. On synthetic faces it kept d
 a finite log-ratio only with the adversarial weight raised as well (README);
-the faces-synth preset uses σ = 0.2 with weight 100.
+the faces-synth preset turns both on (train/config.py).
 """
 
 from __future__ import annotations
