@@ -174,7 +174,9 @@ PRESETS: dict[str, dict] = {
             "cycle took 28.9 min (5.81 steps/s) and gave e/z .48, 74.1 %, 10.9 %; without it, .46, 74.5 %, 10.4 % "
             "(one thread). The earlier preset (adversarial weight 1, outline and irises unweighted, 10,000 steps) "
             "took 52.5 min on a slower machine (3.20 steps/s); 6,000 steps of it gave e/z .52, 73.6 %, 13.3 %, and "
-            "8,000 .48 / .46, 75.2 / 77.0 %, 13.3 / 12.7 % against 10,000's .45 / .43, 77.3 / 77.4 %, 12.4 / 12.0 %",
+            "8,000 .48 / .46, 75.2 / 77.0 %, 13.3 / 12.7 % against 10,000's .45 / .43, 77.3 / 77.4 %, 12.4 / 12.0 %. "
+            "14,000 steps (34-35 min alone) drifted 9.8 % / 10.2 % (seeds 0 / 1): not yet reliably under 10 %, and "
+            "over the hour on the slowest machine seen",
             "swap_weight": "0, as the paper (the shared setting is 1): the swap cycle asks z to ignore whatever e "
             "draws, and on faces e draws part of the chin and the eyes' spacing. 10,000 steps on one thread: "
             "identity drift 10.4 % without it against 10.6-10.9 % with it (e/z .46, 74.5 %); it also costs 15 % "
