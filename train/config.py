@@ -168,15 +168,16 @@ PRESETS: dict[str, dict] = {
             "data": "procedurally drawn faces with known factors (train/data/faces_synth.py)",
             "image_size": "32×32 crops so the preset trains within an hour on a 2-core CPU",
             "channels": "(8, 16, 32, 64), discriminators (8, 16, 32, 32), as the digits preset",
-            "steps": "12,000 steps of 36: 29.4 min in all on two threads alone (6.85 steps/s; README, Faces): e/z .45, "
-            "transfer 75.1 % of the way, identity drift 10.1 % (seed 1: 29.1 min, .43, 76.1 %, 10.3 %). Without the "
-            "swap cycle a step costs 15 % less, and the time saved buys 2,000 more steps: 10,000 steps with the "
+            "steps": "20,000 steps of 36: 48.6 min in all on two threads alone (6.9 steps/s; README, Faces): e/z .46, "
+            "transfer 76.1 % of the way, identity drift 9.3 % (seeds 1 / 2: .43 / .45, 76.4 / 75.2 %, 10.1 / 9.7 %). "
+            "Fewer steps drift more: 12,000 steps (29.4 min) gave e/z .45 / .43, 75.1 / 76.1 %, 10.1 / 10.3 % "
+            "(seeds 0 / 1), and 14,000 steps (34-35 min) 9.8 / 10.2 %. On the slowest machine seen (about 2.3× "
+            "slower) 20,000 steps would take nearer two hours; `--steps 12000` fits the hour there. Without the "
+            "swap cycle a step costs 15 % less: 10,000 steps with the "
             "cycle took 28.9 min (5.81 steps/s) and gave e/z .48, 74.1 %, 10.9 %; without it, .46, 74.5 %, 10.4 % "
             "(one thread). The earlier preset (adversarial weight 1, outline and irises unweighted, 10,000 steps) "
             "took 52.5 min on a slower machine (3.20 steps/s); 6,000 steps of it gave e/z .52, 73.6 %, 13.3 %, and "
-            "8,000 .48 / .46, 75.2 / 77.0 %, 13.3 / 12.7 % against 10,000's .45 / .43, 77.3 / 77.4 %, 12.4 / 12.0 %. "
-            "14,000 steps (34-35 min alone) drifted 9.8 % / 10.2 % (seeds 0 / 1): not yet reliably under 10 %, and "
-            "over the hour on the slowest machine seen",
+            "8,000 .48 / .46, 75.2 / 77.0 %, 13.3 / 12.7 % against 10,000's .45 / .43, 77.3 / 77.4 %, 12.4 / 12.0 %",
             "swap_weight": "0, as the paper (the shared setting is 1): the swap cycle asks z to ignore whatever e "
             "draws, and on faces e draws part of the chin and the eyes' spacing. 10,000 steps on one thread: "
             "identity drift 10.4 % without it against 10.6-10.9 % with it (e/z .46, 74.5 %); it also costs 15 % "
@@ -205,7 +206,7 @@ PRESETS: dict[str, dict] = {
             "With feature weight 10: e/z .52 vs .57, transfer 73.6 % vs 72.4 %, identity drift 13.3 % vs 14.1 % "
             "(3,411 s on one thread beside another run)",
         },
-        domain="faces", image_size=32, steps=12000, lr=5e-4, channels=(8, 16, 32, 64), disc_channels=(8, 16, 32, 32),
+        domain="faces", image_size=32, steps=20000, lr=5e-4, channels=(8, 16, 32, 64), disc_channels=(8, 16, 32, 32),
         disc_noise=0.2, feature_weight=10.0, outline_weight=10.0, iris_weight=100.0,
         reference_e_weight=10.0, swap_weight=0.0,
     ),
