@@ -223,17 +223,41 @@ def _state(run_dir):
     return torch.load(Path(run_dir) / STATE_NAME, weights_only=True)["modules"]
 
 
-@pytest.mark.parametrize("objective", ["srbvae", "rbvae"])
-def test_resume_equals_uninterrupted(tmp_path, fake_data, objective):
-    train(tiny(objective=objective, steps=5, run_dir=str(tmp_path / "straight")), progress=False)
-    train(tiny(objective=objective, steps=2, run_dir=str(tmp_path / "split")), progress=False)
-    train(tiny(objective=objective, steps=5, run_dir=str(tmp_path / "split")), resume=True, progress=False)
+@pytest.mark.parametrize("objective, ema_decay", [("srbvae", 0.0), ("rbvae", 0.0), ("srbvae", 0.9)])
+def test_resume_equals_uninterrupted(tmp_path, fake_data, objective, ema_decay):
+    def run(name, steps, resume=False):
+        cfg = tiny(objective=objective, ema_decay=ema_decay, steps=steps, run_dir=str(tmp_path / name))
+        train(cfg, resume=resume, progress=False)
+
+    run("straight", 5)
+    run("split", 2)
+    run("split", 5, resume=True)
     a, b = _state(tmp_path / "straight"), _state(tmp_path / "split")
+    assert ("ema" in a) == bool(ema_decay)
     # Bit for bit on the CPU; cuDNN's backward kernels may sum in another order run to run.
     same = torch.equal if device_under_test() == "cpu" else lambda u, v: torch.allclose(u, v, rtol=1e-4, atol=1e-6)
     for name in a:
         for key in a[name]:
             assert same(a[name][key], b[name][key]), f"{name}.{key} differs after resume"
+
+
+def test_the_moving_average_follows_the_model_and_is_what_a_run_releases(tmp_path, fake_data):
+    from rbedit.checkpoint import load_checkpoint
+
+    trainer = Trainer(tiny(ema_decay=0.75), unlabelled=fake_data[0], reference=fake_data[1])
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.step()
+    for average, start, current in zip(trainer.released.parameters(), before, trainer.model.parameters()):
+        assert torch.allclose(average, 0.75 * start + 0.25 * current)
+    assert not any(torch.equal(a, b) for a, b in zip(trainer.released.parameters(), trainer.model.parameters()))
+
+    run = train(tiny(ema_decay=0.75, run_dir=str(tmp_path / "run")), progress=False)
+    released = load_checkpoint(run / "release").state_dict()
+    state = _state(run)
+    assert all(torch.equal(released[k], state["ema"][k]) for k in released)
+    assert not all(torch.equal(released[k], state["model"][k]) for k in released)
+    with pytest.raises(ValueError, match="ema_decay"):
+        tiny(ema_decay=1.0)
 
 
 def test_fit_resume_keeps_the_runs_config(tmp_path, fake_data):

@@ -63,6 +63,7 @@ class TrainConfig:
     lr_decay_from: float = 1.0  # fraction of the steps after which lr falls linearly towards 0 (1 = constant)
     betas: tuple[float, float] = (0.5, 0.99)  # Adam β1, β2
     eps: float = 1e-8  # Adam ε
+    ema_decay: float = 0.0  # rbedit extension: release an exponential moving average of the model's weights (0 = off)
     seed: int = 0  # seeds initialisation, batches, noise and dropout
     device: str = "auto"  # auto | cpu | cuda[:N]
     threads: int = 0  # torch CPU threads; 0 = torch's default
@@ -84,6 +85,8 @@ class TrainConfig:
             )
         if self.decorrelation_trains not in DECORRELATION_SIDES:
             raise ValueError(f"decorrelation_trains must be e, z or both, got {self.decorrelation_trains!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.ink_weight and self.domain != "digits":
             raise ValueError("ink_weight weights digits' strokes; it needs a digits preset (faces: feature_weight)")
         self.channels = tuple(self.channels)

@@ -7,6 +7,7 @@ samples/step_XXXXXX.png, release/ (the exported checkpoint).
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import signal
@@ -81,6 +82,12 @@ class Trainer:
         self.modules: dict[str, torch.nn.Module] = {"model": self.model}
         adam = dict(lr=cfg.lr, betas=cfg.betas, eps=cfg.eps)
         self.optimizers = {"model": torch.optim.Adam(self.model.parameters(), **adam)}
+        # The released weights: the model itself, or (ema_decay > 0) the moving average of its
+        # weights over the steps, which the optimiser never sees (Polyak averaging, as for GAN generators).
+        self.released = self.model
+        if cfg.ema_decay:
+            self.released = copy.deepcopy(self.model).requires_grad_(False)
+            self.modules["ema"] = self.released
         if cfg.objective == "srbvae":
             self.discs = {
                 name: d.to(self.device, memory_format=torch.channels_last)
@@ -131,8 +138,16 @@ class Trainer:
             logs = self._srbvae_step(x, x_r)
         else:
             logs = self._likelihood_step(x, x_r)
+        if self.released is not self.model:
+            self._average()
         self.step_count += 1
         return logs
+
+    @torch.no_grad()
+    def _average(self) -> None:
+        """ema ← decay · ema + (1 − decay) · model, parameter by parameter."""
+        for average, current in zip(self.released.parameters(), self.model.parameters()):
+            average.lerp_(current, 1.0 - self.cfg.ema_decay)
 
     def _likelihood_step(self, x: torch.Tensor, x_r: torch.Tensor) -> dict[str, float]:
         cfg = self.cfg
@@ -266,7 +281,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
                                               "steps_per_s": round(rate, 3), **logs}) + "\n")
                     metrics.flush()
                 if step % cfg.sample_every == 0 or step == cfg.steps:
-                    save_png(sample_grid(trainer.model, sources, targets), run_dir / "samples" / f"step_{step:06d}.png")
+                    save_png(sample_grid(trainer.released, sources, targets), run_dir / "samples" / f"step_{step:06d}.png")
                 if step % cfg.save_every == 0 or step == cfg.steps:
                     trainer.save(run_dir)
         except KeyboardInterrupt:
@@ -275,5 +290,5 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         except TrainingDiverged:
             trainer.save(run_dir)  # parameters were not updated by the failing step
             raise
-    export_release(trainer.model, cfg, run_dir)
+    export_release(trainer.released, cfg, run_dir)
     return run_dir
