@@ -281,7 +281,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
                                               "steps_per_s": round(rate, 3), **logs}) + "\n")
                     metrics.flush()
                 if step % cfg.sample_every == 0 or step == cfg.steps:
-                    save_png(sample_grid(trainer.released, sources, targets), run_dir / "samples" / f"step_{step:06d}.png")
+                    grid = sample_grid(trainer.released, sources, targets)
+                    save_png(grid, run_dir / "samples" / f"step_{step:06d}.png")
                 if step % cfg.save_every == 0 or step == cfg.steps:
                     trainer.save(run_dir)
         except KeyboardInterrupt:
