@@ -173,8 +173,7 @@ PRESETS: dict[str, dict] = {
             "channels": "(8, 16, 32, 64), discriminators (8, 16, 32, 32), as the digits preset",
             "steps": "20,000 steps of 36: 49.1 min in all on two threads alone (6.8 steps/s; README, Faces). The "
             "moving average released (ema_decay): e/z .45, transfer 75.6 % of the way, identity drift 9.2 % (seeds "
-            "1 / 2: .42 / .45, 77.0 / 74.8 %, 9.9 / 9.3 %); the last weights: .46, 76.1 %, 9.3 % (seeds 1 / 2: .43 / "
-            ".45, 76.4 / 75.2 %, 10.1 / 9.7 %). "
+            "1 / 2: .42 / .45, 77.0 / 74.8 %, 9.9 / 9.3 %; the last weights under ema_decay). "
             "Fewer steps drift more: 12,000 steps (29.4 min) gave e/z .45 / .43, 75.1 / 76.1 %, 10.1 / 10.3 % "
             "(seeds 0 / 1), and 14,000 steps (34-35 min) 9.8 / 10.2 %. On the slowest machine seen (about 2.3× "
             "slower) 20,000 steps would take nearly two hours and only `--steps 10000` fit the hour (estimates). "

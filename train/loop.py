@@ -138,7 +138,7 @@ class Trainer:
             logs = self._srbvae_step(x, x_r)
         else:
             logs = self._likelihood_step(x, x_r)
-        if self.released is not self.model:
+        if self.cfg.ema_decay:
             self._average()
         self.step_count += 1
         return logs
