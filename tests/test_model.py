@@ -1,5 +1,6 @@
 """The model and its release checkpoint: shapes, save → load, strict loading."""
 
+import dataclasses
 import json
 
 import pytest
@@ -52,12 +53,46 @@ def test_grey_e_sees_no_colour():
         assert not torch.allclose(model.encode_z(x).mu, model.encode_z(recoloured).mu, atol=1e-4)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-def test_save_load_round_trip(tmp_path, dtype):
+def _randomise_styles(model: RbVAE) -> None:
+    for style in model.generator.styles:
+        torch.nn.init.normal_(style.weight, std=0.5)
+
+
+def test_every_level_injection_starts_as_the_paper_generator():
     torch.manual_seed(0)
-    model = RbVAE(TINY).eval()
+    paper = RbVAE(TINY)
+    modulated = RbVAE(ModelConfig(image_size=8, channels=(4, 8), z_dim=3, e_dim=2, e_inject="every-level"))
+    missing, unexpected = modulated.load_state_dict(paper.state_dict(), strict=False)
+    assert all(key.startswith("generator.styles.") for key in missing) and missing and not unexpected
+    z, e = torch.randn(4, 3), torch.randn(4, 2)
+    with torch.no_grad():
+        assert torch.equal(modulated.decode(z, e), paper.decode(z, e))  # zero styles: unmodulated
+        _randomise_styles(modulated)
+        assert not torch.allclose(modulated.decode(z, e), paper.decode(z, e), atol=1e-4)
+
+
+def test_levels_only_injection_keeps_e_out_of_the_first_layer():
+    torch.manual_seed(0)
+    model = RbVAE(ModelConfig(image_size=8, channels=(4, 8), z_dim=3, e_dim=2, e_inject="levels-only"))
+    assert model.generator.fc.in_features == 3
+    z, e = torch.randn(4, 3), torch.randn(4, 2)
+    with torch.no_grad():
+        assert torch.equal(model.decode(z, e), model.decode(z, torch.zeros_like(e)))  # styles start at zero
+        _randomise_styles(model)
+        assert not torch.allclose(model.decode(z, e), model.decode(z, torch.zeros_like(e)), atol=1e-4)
+    with pytest.raises(ValueError, match="e_inject"):
+        ModelConfig(image_size=8, channels=(4, 8), e_inject="late")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("e_inject", ["input", "levels-only"])
+def test_save_load_round_trip(tmp_path, dtype, e_inject):
+    torch.manual_seed(0)
+    model = RbVAE(dataclasses.replace(TINY, e_inject=e_inject)).eval()
     with torch.no_grad():
         model.e_ref.copy_(torch.tensor([0.5, -1.0]))
+        if e_inject != "input":
+            _randomise_styles(model)
     save_checkpoint(model, tmp_path, card="# card\n", dtype=dtype)
     loaded = load_checkpoint(tmp_path)
     x = torch.rand(4, 3, 8, 8) * 2 - 1

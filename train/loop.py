@@ -48,6 +48,7 @@ def model_config(cfg: TrainConfig, template: np.ndarray | None = None) -> ModelC
         e_dim=cfg.e_dim,
         e_pool=cfg.e_pool,
         e_grey=cfg.e_grey,
+        e_inject=cfg.e_inject,
         channels=cfg.channels,
         template=None if template is None else tuple(map(tuple, np.asarray(template, float).tolist())),
         extra={

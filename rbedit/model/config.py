@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 FORMAT_VERSION = 1
 DOMAINS = ("digits", "faces")
+E_INJECTIONS = ("input", "every-level", "levels-only")
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class ModelConfig:
     # e cannot carry colour (eye, skin, hair) (False: off; on synthetic faces z did not
     # take the eye colour up instead, see README).
     e_grey: bool = False
+    # Where e enters the generator: "input" (the paper: with z, into the first
+    # layer), "every-level" (also scales and shifts each level's channels) or
+    # "levels-only" (only there; the first layer sees z alone). rbedit extension.
+    e_inject: str = "input"
     # Faces only: mean landmark shape in crop pixel coordinates, 68 (x, y) pairs.
     template: tuple[tuple[float, float], ...] | None = None
     format_version: int = FORMAT_VERSION
@@ -43,6 +48,8 @@ class ModelConfig:
             )
         if self.e_pool < 1 or self.e_pool & (self.e_pool - 1) or self.e_pool > self.image_size:
             raise ValueError(f"e_pool must be a power of two from 1 to image_size, got {self.e_pool}")
+        if self.e_inject not in E_INJECTIONS:
+            raise ValueError(f"e_inject must be one of {E_INJECTIONS}, got {self.e_inject!r}")
         if self.format_version > FORMAT_VERSION:
             raise ValueError(
                 f"checkpoint format {self.format_version} is newer than this rbedit "

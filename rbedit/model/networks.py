@@ -2,6 +2,8 @@
 
 Encoders: 1×1 from RGB → [3×3 conv, LeakyReLU, pixel norm, 2×2 avg pool]… → FC.
 Generator: FC → 4×4 → [nearest up, 3×3 conv, LeakyReLU, pixel norm]… → 1×1 to RGB → tanh.
+With `e_levels` (an rbedit extension), e also scales and shifts every level's
+channels after its pixel norm, as a style modulates a StyleGAN level.
 The discriminators (training code) reuse `ConvTrunk` without normalisation.
 """
 
@@ -59,12 +61,20 @@ class GaussianEncoder(nn.Module):
 
 
 class Generator(nn.Module):
-    """G(z, e): latents (B, z_dim + e_dim) → image (B, 3, S, S) in [-1, 1]."""
+    """G(z, e): latents (B, z_dim + e_dim) → image (B, 3, S, S) in [-1, 1].
 
-    def __init__(self, channels: tuple[int, ...], latent_dim: int) -> None:
+    e_inject says where e enters: "input" (the paper: [z, e] feed the FC),
+    "every-level" (the input, and after each level's pixel norm its channels
+    are scaled by 1 + A(e) and shifted by B(e)) or "levels-only" (the FC sees
+    z alone, so the 4×4 layout is z's, and e acts only through those scales
+    and shifts).
+    """
+
+    def __init__(self, channels: tuple[int, ...], z_dim: int, e_dim: int, e_inject: str = "input") -> None:
         super().__init__()
+        self.z_dim, self.e_inject = z_dim, e_inject
         top = channels[-1]
-        self.fc = nn.Linear(latent_dim, top * 16)
+        self.fc = nn.Linear(z_dim if e_inject == "levels-only" else z_dim + e_dim, top * 16)
         self.top = top
         blocks = [nn.Conv2d(top, top, 3, padding=1), nn.LeakyReLU(LEAKY_SLOPE), PixelNorm()]
         for c_in, c_out in zip(channels[:0:-1], channels[-2::-1]):
@@ -75,9 +85,26 @@ class Generator(nn.Module):
                 PixelNorm(),
             ]
         self.blocks = nn.Sequential(*blocks)
+        self.styles = None
+        if e_inject != "input":
+            # One (scale, shift) pair per level, zero at the start: every level starts unmodulated.
+            self.styles = nn.ModuleList([nn.Linear(e_dim, 2 * c) for c in [top, *channels[-2::-1]]])
+            for style in self.styles:
+                nn.init.zeros_(style.weight)
+                nn.init.zeros_(style.bias)
         self.to_rgb = nn.Conv2d(channels[0], 3, 1)
         self.norm = PixelNorm()
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
-        h = F.leaky_relu(self.fc(latents), LEAKY_SLOPE).view(-1, self.top, 4, 4)
-        return torch.tanh(self.to_rgb(self.blocks(self.norm(h))))
+        fc_input = latents[:, : self.z_dim] if self.e_inject == "levels-only" else latents
+        h = self.norm(F.leaky_relu(self.fc(fc_input), LEAKY_SLOPE).view(-1, self.top, 4, 4))
+        if self.styles is None:
+            return torch.tanh(self.to_rgb(self.blocks(h)))
+        e = latents[:, self.z_dim :]
+        styles = iter(self.styles)
+        for layer in self.blocks:
+            h = layer(h)
+            if isinstance(layer, PixelNorm):  # the end of a level
+                scale, shift = next(styles)(e)[:, :, None, None].chunk(2, dim=1)
+                h = h * (1 + scale) + shift
+        return torch.tanh(self.to_rgb(h))
