@@ -2,8 +2,8 @@
 
 Encoders: 1×1 from RGB → [3×3 conv, LeakyReLU, pixel norm, 2×2 avg pool]… → FC.
 Generator: FC → 4×4 → [nearest up, 3×3 conv, LeakyReLU, pixel norm]… → 1×1 to RGB → tanh.
-With `e_levels` (an rbedit extension), e also scales and shifts every level's
-channels after its pixel norm, as a style modulates a StyleGAN level.
+With `e_inject` (an rbedit extension), e also scales and shifts every level's
+channels before its pixel norm, as a style modulates a StyleGAN level.
 The discriminators (training code) reuse `ConvTrunk` without normalisation.
 """
 
@@ -64,10 +64,11 @@ class Generator(nn.Module):
     """G(z, e): latents (B, z_dim + e_dim) → image (B, 3, S, S) in [-1, 1].
 
     e_inject says where e enters: "input" (the paper: [z, e] feed the FC),
-    "every-level" (the input, and after each level's pixel norm its channels
+    "every-level" (the input, and before each level's pixel norm its channels
     are scaled by 1 + A(e) and shifted by B(e)) or "levels-only" (the FC sees
     z alone, so the 4×4 layout is z's, and e acts only through those scales
-    and shifts).
+    and shifts). The pixel norm after the modulation keeps every level's
+    output at unit scale whatever e is.
     """
 
     def __init__(self, channels: tuple[int, ...], z_dim: int, e_dim: int, e_inject: str = "input") -> None:
@@ -103,8 +104,8 @@ class Generator(nn.Module):
         e = latents[:, self.z_dim :]
         styles = iter(self.styles)
         for layer in self.blocks:
-            h = layer(h)
-            if isinstance(layer, PixelNorm):  # the end of a level
+            if isinstance(layer, PixelNorm):  # the end of a level: modulate, then normalise
                 scale, shift = next(styles)(e)[:, :, None, None].chunk(2, dim=1)
                 h = h * (1 + scale) + shift
+            h = layer(h)
         return torch.tanh(self.to_rgb(h))
