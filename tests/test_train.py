@@ -109,6 +109,21 @@ def test_the_transfer_cycle_trains_the_encoders_through_the_generator(images):
     assert "transfer" not in srbvae.model_terms(off.model, *off._batch(), off.cfg, off.noise)[1]
 
 
+@pytest.mark.parametrize("through_g", [True, False])
+def test_the_cycles_z_terms_train_the_generator_only_when_asked(images, through_g):
+    cfg = tiny(transfer_weight=1.0, z_cycles_train_g=through_g)
+    trainer = Trainer(cfg, unlabelled=images[0], reference=images[1])
+    model = trainer.model
+    _, terms = srbvae.model_terms(model, *trainer._batch(), cfg, trainer.noise)
+    terms["neutral_cycle"].backward(retain_graph=True)  # G(z, e_r) re-encodes to z: a z term alone
+    assert all(g is not None and g.any() for g in _grads(model.z_encoder))
+    g_learns = [g is not None and g.any() for g in _grads(model.generator)]
+    assert all(g_learns) if through_g else not any(g_learns)
+    model.zero_grad()
+    terms["transfer"].backward()  # its e term trains G either way
+    assert all(g is not None and g.any() for g in _grads(model.generator))
+
+
 def test_reference_e_trains_e_on_reference_images_and_nothing_else(images):
     trainer = Trainer(tiny(reference_e_weight=1.0), unlabelled=images[0], reference=images[1])
     model = trainer.model

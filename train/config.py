@@ -48,6 +48,7 @@ class TrainConfig:
     swap_weight: float = 0.0  # rbedit extension: weight of the swap (and neutral) cycle log-likelihoods (see srbvae.py)
     neutral_weight: float = 0.0  # rbedit extension: neutralised pairs G(z, e_r) against d_nu (see srbvae.py)
     transfer_weight: float = 0.0  # rbedit extension: weight of the transfer cycle log-likelihoods (see srbvae.py)
+    z_cycles_train_g: bool = True  # rbedit extension: the cycles' z terms train G as well as Z (false: Z only)
     reference_e_weight: float = 0.0  # rbedit extension: weight of log q(e_r | x_r) on reference images (see srbvae.py)
     decorrelation_weight: float = 0.0  # rbedit extension: weight of the squared z-e correlations (see srbvae.py)
     decorrelation_trains: str = "both"  # which encoder the decorrelation trains: e | z | both

@@ -19,6 +19,12 @@ rbedit extensions (off when their weights are 0, which is the paper):
   so E meets a plain digit or a neutral face only at editing time, as an
   input unlike any it was trained on, and a transfer from it took a style
   the source does not have.
+- z cycles without G (`z_cycles_train_g` false): the cycles' z terms above
+  (G(z, e') re-encodes to z) train Z alone, not G. Through G, a cycle asks G
+  to keep what z holds, style included, whatever e says: in the shipped
+  model a transfer's judged scale followed B (0.52 · B's + 0.36 · A's).
+  Without G, it asks Z to read z back from whatever style e drew. The e
+  terms of the cycles still train G.
 - reconstruction noise (`recon_noise`; 1 is the paper): the Eq. 10
   reconstructions decode mu + recon_noise · (sample − mu); at 0, posterior
   means. The encoder pairs the discriminators see keep their samples. The
@@ -130,7 +136,9 @@ def model_terms(
     # Eq. 10, latents re-encoded from generated images (and from the extensions' images).
     z_from = ["x_hat", "x_hat_r", *extensions(cfg)]
     e_from = ["x_hat", *(name for name in ("swap", "transfer") if name in extensions(cfg))]
-    re_z = _split(clamp(model.encode_z(torch.cat([images[k] for k in z_from])), cfg.min_logvar), z_from)
+    # With z_cycles_train_g off, the cycles' images reach Z detached: only Z learns to read z back.
+    z_inputs = [images[k] if k in ("x_hat", "x_hat_r") or cfg.z_cycles_train_g else images[k].detach() for k in z_from]
+    re_z = _split(clamp(model.encode_z(torch.cat(z_inputs)), cfg.min_logvar), z_from)
     re_e = _split(clamp(model.encode_e(torch.cat([images[k] for k in e_from])), cfg.min_logvar), e_from)
     terms["latent"] = (
         gaussian_nll(z_hat, re_z["x_hat"]) + gaussian_nll(e_hat, re_e["x_hat"]) + gaussian_nll(z_hat_r, re_z["x_hat_r"])
