@@ -24,7 +24,10 @@ rbedit extensions (off when their weights are 0, which is the paper):
   to keep what z holds, style included, whatever e says: in the shipped
   model a transfer's judged scale followed B (0.52 · B's + 0.36 · A's).
   Without G, it asks Z to read z back from whatever style e drew. The e
-  terms of the cycles still train G.
+  terms of the cycles still train G. On the digits preset a transfer's scale
+  then followed A (0.63 · A's + 0.32 · B's), but digit kept did not move and
+  with levels-only e and z 16 a plain digit's e went astray: no preset uses
+  it (README, Results).
 - reconstruction noise (`recon_noise`; 1 is the paper): the Eq. 10
   reconstructions decode mu + recon_noise · (sample − mu); at 0, posterior
   means. The encoder pairs the discriminators see keep their samples. The
@@ -137,7 +140,9 @@ def model_terms(
     z_from = ["x_hat", "x_hat_r", *extensions(cfg)]
     e_from = ["x_hat", *(name for name in ("swap", "transfer") if name in extensions(cfg))]
     # With z_cycles_train_g off, the cycles' images reach Z detached: only Z learns to read z back.
-    z_inputs = [images[k] if k in ("x_hat", "x_hat_r") or cfg.z_cycles_train_g else images[k].detach() for k in z_from]
+    z_inputs = [
+        images[k] if k in ("x_hat", "x_hat_r") or cfg.z_cycles_train_g else images[k].detach() for k in z_from
+    ]
     re_z = _split(clamp(model.encode_z(torch.cat(z_inputs)), cfg.min_logvar), z_from)
     re_e = _split(clamp(model.encode_e(torch.cat([images[k] for k in e_from])), cfg.min_logvar), e_from)
     terms["latent"] = (
