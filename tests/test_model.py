@@ -61,7 +61,7 @@ def _randomise_styles(model: RbVAE) -> None:
 def test_every_level_injection_starts_as_the_paper_generator():
     torch.manual_seed(0)
     paper = RbVAE(TINY)
-    modulated = RbVAE(ModelConfig(image_size=8, channels=(4, 8), z_dim=3, e_dim=2, e_inject="every-level"))
+    modulated = RbVAE(dataclasses.replace(TINY, e_inject="every-level"))
     missing, unexpected = modulated.load_state_dict(paper.state_dict(), strict=False)
     assert all(key.startswith("generator.styles.") for key in missing) and missing and not unexpected
     z, e = torch.randn(4, 3), torch.randn(4, 2)
@@ -73,7 +73,7 @@ def test_every_level_injection_starts_as_the_paper_generator():
 
 def test_levels_only_injection_keeps_e_out_of_the_first_layer():
     torch.manual_seed(0)
-    model = RbVAE(ModelConfig(image_size=8, channels=(4, 8), z_dim=3, e_dim=2, e_inject="levels-only"))
+    model = RbVAE(dataclasses.replace(TINY, e_inject="levels-only"))
     assert model.generator.fc.in_features == 3
     z, e = torch.randn(4, 3), torch.randn(4, 2)
     with torch.no_grad():

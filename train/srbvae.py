@@ -137,12 +137,11 @@ def model_terms(
         "recon_ref": laplace_nll(x_r, recon_r, cfg.laplace_scale, pixel_weight),
     }
     # Eq. 10, latents re-encoded from generated images (and from the extensions' images).
-    z_from = ["x_hat", "x_hat_r", *extensions(cfg)]
-    e_from = ["x_hat", *(name for name in ("swap", "transfer") if name in extensions(cfg))]
+    cycles = extensions(cfg)
+    z_from = ["x_hat", "x_hat_r", *cycles]
+    e_from = ["x_hat", *(name for name in ("swap", "transfer") if name in cycles)]
     # With z_cycles_train_g off, the cycles' images reach Z detached: only Z learns to read z back.
-    z_inputs = [
-        images[k] if k in ("x_hat", "x_hat_r") or cfg.z_cycles_train_g else images[k].detach() for k in z_from
-    ]
+    z_inputs = [images[k].detach() if k in cycles and not cfg.z_cycles_train_g else images[k] for k in z_from]
     re_z = _split(clamp(model.encode_z(torch.cat(z_inputs)), cfg.min_logvar), z_from)
     re_e = _split(clamp(model.encode_e(torch.cat([images[k] for k in e_from])), cfg.min_logvar), e_from)
     terms["latent"] = (
