@@ -1,49 +1,78 @@
 #!/usr/bin/env bash
-# One prepared GPU session: srbvae settings side by side on one GPU (the digits
-# and faces-synth presets at full length), the test suite with --device cuda
-# meanwhile, the CLI's batch throughput on CUDA after them, then the runs
-# (release checkpoints, metrics, sample grids; no resume states) packed into
-# $OUT for evaluation elsewhere. The steps/s in each run's metrics.jsonl is the
-# CUDA training speed with all runs sharing the GPU.
+# One prepared GPU session: the digits preset's training speed alone on the GPU,
+# then training runs side by side on it with the test suite (--device cuda)
+# meanwhile, then the runs (release checkpoints, metrics, sample grids; no
+# resume states) packed into $OUT for evaluation elsewhere. A run still going
+# after TRAIN_LIMIT seconds is interrupted (its state saved) and exported at the
+# step it reached; its config.json then says how many steps that was.
 # Usage (repository root, on the GPU machine):
 #   bash benchmarks/gpu_sweep.sh ["name|train.fit options" ...]
+# Environment: TRAIN_LIMIT (s, default 420), SOLO_STEPS (default 600; 0 skips
+# the solo benchmark), DEVICE (default cuda), CLI_SPEED=1 also times the CLI's batch throughput on CUDA.
 set -u
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT" runs-gpu
 export PYTHONUNBUFFERED=1 PYTHONPATH=${PYTHONPATH:-}:$PWD HF_HUB_OFFLINE=1
-nvidia-smi -L
-python3 -c "import torch; print('torch', torch.__version__, torch.cuda.get_device_name(0))"
+nvidia-smi -L 2>/dev/null
+python3 -c "import torch; print('torch', torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name(0))"
 
-TRAIN_LIMIT=${TRAIN_LIMIT:-470}
-COMMON="--device cuda --threads 2 --no-progress --sample-every 2000 --save-every 1000"
+TRAIN_LIMIT=${TRAIN_LIMIT:-420}
+SOLO_STEPS=${SOLO_STEPS:-600}
+DEVICE=${DEVICE:-cuda}  # cpu: a dry run of this script anywhere
+COMMON="--device $DEVICE --no-progress --sample-every 2000 --save-every 1000"
+
+last_metrics() {  # the last metrics line of a run, shortened
+  tail -n 1 "$1/metrics.jsonl" 2>/dev/null | cut -c1-140
+}
+
+# The digits preset alone on the GPU: steps/s with nothing else running.
+if [ "$SOLO_STEPS" -gt 0 ]; then
+  python3 -m train.fit --preset digits $COMMON --threads 2 --steps "$SOLO_STEPS" \
+    --run-dir runs-gpu/solo-digits > runs-gpu/solo-digits.log 2>&1
+  echo "solo digits preset: $(last_metrics runs-gpu/solo-digits)"
+fi
+
 # Runs as "name|train.fit options" arguments; without any, the first sweep's runs.
 RUNS=("$@")
 if [ ${#RUNS[@]} -eq 0 ]; then
   RUNS=(
     "digits-n0|--preset digits --neutral-weight 0"
-    "digits-n100|--preset digits --neutral-weight 100"
     "digits-n1000|--preset digits --neutral-weight 1000"
-    "digits-n3000|--preset digits --neutral-weight 3000"
-    "faces-synth-n0|--preset faces-synth --neutral-weight 0"
-    "faces-synth-n1000|--preset faces-synth --neutral-weight 1000"
   )
 fi
 for spec in "${RUNS[@]}"; do
   name=${spec%%|*}; opts=${spec#*|}
-  timeout "$TRAIN_LIMIT" python3 -m train.fit $COMMON $opts --run-dir runs-gpu/$name > runs-gpu/$name.log 2>&1 &
+  # SIGINT: the run saves its state between steps, so it can be exported below.
+  timeout -s INT "$TRAIN_LIMIT" python3 -m train.fit $COMMON $opts --run-dir runs-gpu/$name \
+    > runs-gpu/$name.log 2>&1 &
 done
 # test_push needs huggingface_hub's own HTTP client, which a GPU image may lack.
-timeout "$TRAIN_LIMIT" python3 -m pytest -q -p no:cacheprovider --device cuda \
+timeout "$TRAIN_LIMIT" python3 -m pytest -q -p no:cacheprovider --device "$DEVICE" \
   --ignore=tests/test_push.py ${PYTEST_ARGS:-} > "$OUT/pytest-cuda.log" 2>&1
 echo "pytest --device cuda: $(tail -n 1 "$OUT/pytest-cuda.log")"
 wait
-# CLI batch throughput on the GPU next to the model alone there (issue 3).
-timeout 150 python3 benchmarks/cli_speed.py --files 0 --repeats 2 --device cuda > "$OUT/cli-speed-cuda.log" 2>&1
-echo "cli_speed --device cuda: $(tail -n 2 "$OUT/cli-speed-cuda.log")"
+
+# Interrupted runs: export the release at the step their saved state reached.
 for spec in "${RUNS[@]}"; do
   name=${spec%%|*}
-  echo "$name: $(tail -n 1 runs-gpu/$name/metrics.jsonl | cut -c1-100)"
+  if [ ! -f runs-gpu/$name/release/model.safetensors ] && [ -f runs-gpu/$name/state.pt ]; then
+    step=$(python3 -c "import sys, torch; print(torch.load(sys.argv[1], weights_only=True)['step'])" \
+      runs-gpu/$name/state.pt)
+    python3 -m train.fit --resume --run-dir runs-gpu/$name --steps "$step" --device "$DEVICE" --no-progress \
+      >> runs-gpu/$name.log 2>&1 &
+  fi
+done
+wait
+
+if [ "${CLI_SPEED:-0}" = 1 ]; then
+  timeout 150 python3 benchmarks/cli_speed.py --files 0 --repeats 2 --device "$DEVICE" > "$OUT/cli-speed-cuda.log" 2>&1
+  echo "cli_speed --device cuda: $(tail -n 2 "$OUT/cli-speed-cuda.log")"
+fi
+for spec in "${RUNS[@]}"; do
+  name=${spec%%|*}
+  echo "$name: $(last_metrics runs-gpu/$name)"
   tail -n 1 runs-gpu/$name.log
 done
-tar czf "$OUT/runs-gpu.tgz" --exclude=state.pt runs-gpu
+# Files come back at most 16 MB each: the archive travels in parts (cat them to unpack).
+tar czf - --exclude=state.pt runs-gpu | split -b 15M - "$OUT/runs-gpu.tgz.part-"
 ls -la "$OUT"
