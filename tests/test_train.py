@@ -136,8 +136,9 @@ def test_reference_e_trains_e_on_reference_images_and_nothing_else(images):
     for part in (model.z_encoder, model.generator):
         assert all(g is None or not g.any() for g in _grads(part))
     # It reads the reference images, not the unlabelled ones.
-    _, other = srbvae.model_terms(model, torch.rand_like(x), x_r, trainer.cfg, torch.Generator().manual_seed(0))
-    _, again = srbvae.model_terms(model, x, x_r, trainer.cfg, torch.Generator().manual_seed(0))
+    noise = torch.Generator(device=trainer.device)
+    _, other = srbvae.model_terms(model, torch.rand_like(x), x_r, trainer.cfg, noise.manual_seed(0))
+    _, again = srbvae.model_terms(model, x, x_r, trainer.cfg, noise.manual_seed(0))
     assert torch.equal(other["reference_e"], again["reference_e"])
     off = Trainer(tiny(reference_e_weight=0.0), unlabelled=images[0], reference=images[1])
     assert "reference_e" not in srbvae.model_terms(off.model, *off._batch(), off.cfg, off.noise)[1]
@@ -180,7 +181,8 @@ def test_reconstructions_decode_posterior_means_without_noise(images):
     def recon_terms(recon_noise, seed):
         trainer = Trainer(tiny(recon_noise=recon_noise), unlabelled=images[0], reference=images[1])
         x, x_r = trainer._batch()
-        _, terms = srbvae.model_terms(trainer.model, x, x_r, trainer.cfg, torch.Generator().manual_seed(seed))
+        noise = torch.Generator(device=trainer.device).manual_seed(seed)
+        _, terms = srbvae.model_terms(trainer.model, x, x_r, trainer.cfg, noise)
         return terms["recon"], terms["recon_ref"]
 
     sampled = [recon_terms(1.0, seed) for seed in (0, 1)]
@@ -235,11 +237,16 @@ def test_a_step_updates_models_and_discriminators(images):
 
 
 def _state(run_dir):
-    return torch.load(Path(run_dir) / STATE_NAME, weights_only=True)["modules"]
+    return torch.load(Path(run_dir) / STATE_NAME, map_location="cpu", weights_only=True)["modules"]
 
 
 @pytest.mark.parametrize("objective, ema_decay", [("srbvae", 0.0), ("rbvae", 0.0), ("srbvae", 0.9)])
-def test_resume_equals_uninterrupted(tmp_path, fake_data, objective, ema_decay):
+def test_resume_equals_uninterrupted(tmp_path, fake_data, objective, ema_decay, monkeypatch):
+    # Some of cuDNN's backward kernels sum in another order run to run; Adam turns that into
+    # parameter differences past 1e-6 within 5 srbvae steps (an H200, 2026-11-30). Not in this test.
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+
     def run(name, steps, resume=False):
         cfg = tiny(objective=objective, ema_decay=ema_decay, steps=steps, run_dir=str(tmp_path / name))
         train(cfg, resume=resume, progress=False)
@@ -249,7 +256,7 @@ def test_resume_equals_uninterrupted(tmp_path, fake_data, objective, ema_decay):
     run("split", 5, resume=True)
     a, b = _state(tmp_path / "straight"), _state(tmp_path / "split")
     assert ("ema" in a) == bool(ema_decay)
-    # Bit for bit on the CPU; cuDNN's backward kernels may sum in another order run to run.
+    # Bit for bit on the CPU; to rounding on CUDA.
     same = torch.equal if device_under_test() == "cpu" else lambda u, v: torch.allclose(u, v, rtol=1e-4, atol=1e-6)
     for name in a:
         for key in a[name]:
