@@ -1,10 +1,16 @@
 """The digit protocol of Appendix C: factor ranges, reference style, splits by source digit."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from train.data.digits import (
+    PROTOCOL_SIZE,
     REFERENCE_FACTORS,
+    draw_style,
     edge_digit,
     make_reference,
     make_unlabelled,
@@ -91,3 +97,28 @@ def test_splits_are_disjoint_by_source_digit():
     for p in (s.reference, s.unlabelled, s.probe_fit, s.probe_eval):
         assert set(labels[p]) == set(range(10))
     assert np.array_equal(split_sources(labels, seed=0).probe_eval, s.probe_eval)
+
+
+def test_a_drawn_style_carries_the_factors_it_was_given():
+    edges = np.zeros((PROTOCOL_SIZE, PROTOCOL_SIZE), dtype=np.float32)
+    edges[20:44, 30:33] = 1.0
+    image, factors = draw_style(edges, width=4, colour=(2.0, 1.0, 1.0), scale=0.5)
+    np.testing.assert_allclose(factors, [0.5, 0.25, 0.25, 0.5, 0.4])
+    ink = image.sum(axis=2) > 0
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    assert np.ptp(rows) < 16 and np.ptp(cols) < 6  # half the size, a few pixels wide
+    np.testing.assert_allclose(image[ink][:, 0], 2 * image[ink][:, 1])  # red twice green
+
+
+def test_the_example_digits_are_what_the_protocol_draws(tmp_path):
+    from PIL import Image
+
+    root = Path(__file__).resolve().parent.parent
+    run = subprocess.run([sys.executable, str(root / "examples" / "draw_digits.py"), "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    drawn = sorted(tmp_path.glob("*.png"))
+    assert [p.name for p in drawn] == ["0_teal_bold.png", "2_red.png", "3_plain.png", "5_olive_thin.png", "7_purple.png"]
+    for path in drawn:
+        committed = root / "examples" / "digits" / path.name
+        assert np.array_equal(np.asarray(Image.open(path)), np.asarray(Image.open(committed))), path.name

@@ -69,17 +69,23 @@ def _rescale_centred(image: np.ndarray, scale: float) -> np.ndarray:
 
 
 def style_digit(edges: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Apply width → colour → size to a (64, 64) edge image; returns (64, 64, 3) image and factors."""
+    """Apply width → colour → size, drawn at random, to a (64, 64) edge image; returns (64, 64, 3) image and factors."""
     k = int(rng.integers(1, MAX_WIDTH + 1))
     c = rng.uniform(0.0, 1.0, size=3)
-    colour = c / c.sum()
     s = float(rng.uniform(*SCALE_RANGE))
-    wide = ndimage.grey_dilation(edges, size=(k, k)) if k > 1 else edges
+    return draw_style(edges, width=k, colour=c, scale=s)
+
+
+def draw_style(edges: np.ndarray, *, width: int, colour, scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """Width `width` (1..MAX_WIDTH), colour ∝ `colour`, size `scale`: (64, 64, 3) image and its factors."""
+    colour = np.asarray(colour, dtype=np.float64)
+    colour = colour / colour.sum()
+    wide = ndimage.grey_dilation(edges, size=(width, width)) if width > 1 else edges
     # Colour is a per-channel gain and resizing is linear, so scaling the grey
     # image first and colouring after gives the protocol's order exactly.
-    grey = _rescale_centred(wide, s)
+    grey = _rescale_centred(wide, scale)
     image = grey[:, :, None] * colour[None, None, :].astype(np.float32)
-    factors = np.array([*colour, s, k / MAX_WIDTH], dtype=np.float32)
+    factors = np.array([*colour, scale, width / MAX_WIDTH], dtype=np.float32)
     return image, factors
 
 
