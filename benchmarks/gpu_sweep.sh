@@ -8,7 +8,8 @@
 # Usage (repository root, on the GPU machine):
 #   bash benchmarks/gpu_sweep.sh ["name|train.fit options" ...]
 # Environment: TRAIN_LIMIT (s, default 420), SOLO_STEPS (default 600; 0 skips
-# the solo benchmark), DEVICE (default cuda), CLI_SPEED=1 also times the CLI's batch throughput on CUDA.
+# the solo benchmark), DEVICE (default cuda), CLI_SPEED=1 (also time the CLI's
+# batch throughput on the device).
 set -u
 OUT=${OUT:-gpu-out}
 mkdir -p "$OUT" runs-gpu
@@ -32,7 +33,7 @@ if [ "$SOLO_STEPS" -gt 0 ]; then
   echo "solo digits preset: $(last_metrics runs-gpu/solo-digits)"
 fi
 
-# Runs as "name|train.fit options" arguments; without any, the first sweep's runs.
+# Runs as "name|train.fit options" arguments; without any, two runs of the first sweep.
 RUNS=("$@")
 if [ ${#RUNS[@]} -eq 0 ]; then
   RUNS=(
@@ -49,7 +50,7 @@ done
 # test_push needs huggingface_hub's own HTTP client, which a GPU image may lack.
 timeout "$TRAIN_LIMIT" python3 -m pytest -q -p no:cacheprovider --device "$DEVICE" \
   --ignore=tests/test_push.py ${PYTEST_ARGS:-} > "$OUT/pytest-cuda.log" 2>&1
-echo "pytest --device cuda: $(tail -n 1 "$OUT/pytest-cuda.log")"
+echo "pytest --device $DEVICE: $(tail -n 1 "$OUT/pytest-cuda.log")"
 wait
 
 # Interrupted runs: export the release at the step their saved state reached.
@@ -66,7 +67,7 @@ wait
 
 if [ "${CLI_SPEED:-0}" = 1 ]; then
   timeout 150 python3 benchmarks/cli_speed.py --files 0 --repeats 2 --device "$DEVICE" > "$OUT/cli-speed-cuda.log" 2>&1
-  echo "cli_speed --device cuda: $(tail -n 2 "$OUT/cli-speed-cuda.log")"
+  echo "cli_speed --device $DEVICE: $(tail -n 2 "$OUT/cli-speed-cuda.log")"
 fi
 for spec in "${RUNS[@]}"; do
   name=${spec%%|*}

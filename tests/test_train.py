@@ -245,8 +245,9 @@ def _state(run_dir):
 
 @pytest.mark.parametrize("objective, ema_decay", [("srbvae", 0.0), ("rbvae", 0.0), ("srbvae", 0.9)])
 def test_resume_equals_uninterrupted(tmp_path, fake_data, objective, ema_decay, monkeypatch):
-    # Some of cuDNN's backward kernels sum in another order run to run; Adam turns that into
-    # parameter differences past 1e-6 within 5 srbvae steps (an H200, 2026-11-30). Not in this test.
+    # Some of cuDNN's backward kernels may sum in another order run to run, and Adam turns that into
+    # parameter differences: past 1e-6 within 5 srbvae steps on an H200 (2026-11-30, before these two
+    # settings; not yet rerun with them).
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
 
