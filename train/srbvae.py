@@ -24,10 +24,9 @@ rbedit extensions (off when their weights are 0, which is the paper):
   to keep what z holds, style included, whatever e says: in the shipped
   model a transfer's judged scale followed B (0.52 · B's + 0.36 · A's).
   Without G, it asks Z to read z back from whatever style e drew. The e
-  terms of the cycles still train G. On the digits preset a transfer's scale
-  then followed A (0.63 · A's + 0.32 · B's), but digit kept did not move and
-  with levels-only e and z 16 a plain digit's e went astray: no preset uses
-  it (README, Results).
+  terms of the cycles still train G. On the previous digits preset a
+  transfer's scale then followed A (0.63 · A's + 0.32 · B's); the digits
+  preset uses it (README, Results).
 - reconstruction noise (`recon_noise`; 1 is the paper): the Eq. 10
   reconstructions decode mu + recon_noise · (sample − mu); at 0, posterior
   means. The encoder pairs the discriminators see keep their samples. The

@@ -29,7 +29,7 @@ class ModelConfig:
     # Where e enters the generator: "input" (the paper: with z, into the first
     # layer), "every-level" (also scales and shifts each level's channels) or
     # "levels-only" (only there; the first layer sees z alone). rbedit extension;
-    # on digits neither moved digit identity in transfer (see README).
+    # the digits preset uses levels-only (see README, Results).
     e_inject: str = "input"
     # Faces only: mean landmark shape in crop pixel coordinates, 68 (x, y) pairs.
     template: tuple[tuple[float, float], ...] | None = None
