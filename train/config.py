@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 OBJECTIVES = ("srbvae", "rbvae", "vae", "betavae")
 DECORRELATION_SIDES = ("e", "z", "both")  # which encoder learns from the decorrelation term
+CYCLES = ("swap", "neutral", "transfer")  # the rbedit cycles (train/srbvae.py)
 
 
 @dataclass
@@ -48,7 +49,8 @@ class TrainConfig:
     swap_weight: float = 0.0  # rbedit extension: weight of the swap (and neutral) cycle log-likelihoods (see srbvae.py)
     neutral_weight: float = 0.0  # rbedit extension: neutralised pairs G(z, e_r) against d_nu (see srbvae.py)
     transfer_weight: float = 0.0  # rbedit extension: weight of the transfer cycle log-likelihoods (see srbvae.py)
-    z_cycles_train_g: bool = True  # rbedit extension: the cycles' z terms train G as well as Z (false: Z only)
+    # rbedit extension: the cycles whose z terms train G as well as Z (swap, neutral, transfer; true: all, false: none)
+    z_cycles_train_g: bool | tuple[str, ...] = True
     reference_e_weight: float = 0.0  # rbedit extension: weight of log q(e_r | x_r) on reference images (see srbvae.py)
     decorrelation_weight: float = 0.0  # rbedit extension: weight of the squared z-e correlations (see srbvae.py)
     decorrelation_trains: str = "both"  # which encoder the decorrelation trains: e | z | both
@@ -91,6 +93,12 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.ink_weight and self.domain != "digits":
             raise ValueError("ink_weight weights digits' strokes; it needs a digits preset (faces: feature_weight)")
+        if isinstance(self.z_cycles_train_g, bool):
+            self.z_cycles_train_g = CYCLES if self.z_cycles_train_g else ()
+        unknown = sorted(set(self.z_cycles_train_g) - set(CYCLES))
+        if unknown:
+            raise ValueError(f"z_cycles_train_g names unknown cycles {unknown}; choose from {CYCLES}")
+        self.z_cycles_train_g = tuple(self.z_cycles_train_g)
         self.channels = tuple(self.channels)
         self.disc_channels = tuple(self.disc_channels)
         self.betas = tuple(self.betas)

@@ -19,6 +19,10 @@ SKIPPED_FIELDS = {"preset", "departures"}
 
 def _parse_value(field: dataclasses.Field, text: str):
     hint = str(field.type)
+    if hint == "bool | tuple[str, ...]":  # true, false or names: --z-cycles-train-g swap,transfer
+        if text.lower() in ("true", "false"):
+            return text.lower() == "true"
+        return tuple(text.split(",")) if text else ()
     if "tuple" in hint:
         cast = float if "float" in hint else int
         return tuple(cast(v) for v in text.split(","))

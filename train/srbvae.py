@@ -26,7 +26,9 @@ rbedit extensions (off when their weights are 0, which is the paper):
   Without G, it asks Z to read z back from whatever style e drew. The e
   terms of the cycles still train G. On the previous digits preset a
   transfer's scale then followed A (0.63 · A's + 0.32 · B's); the digits
-  preset uses it (README, Results).
+  preset uses it (README, Results). `z_cycles_train_g` may also name the
+  cycles whose z terms still train G (swap, neutral, transfer): the swap
+  cycle's z comes from a reference, which carries no style to keep.
 - reconstruction noise (`recon_noise`; 1 is the paper): the Eq. 10
   reconstructions decode mu + recon_noise · (sample − mu); at 0, posterior
   means. The encoder pairs the discriminators see keep their samples. The
@@ -139,8 +141,8 @@ def model_terms(
     cycles = extensions(cfg)
     z_from = ["x_hat", "x_hat_r", *cycles]
     e_from = ["x_hat", *(name for name in ("swap", "transfer") if name in cycles)]
-    # With z_cycles_train_g off, the cycles' images reach Z detached: only Z learns to read z back.
-    z_inputs = [images[k].detach() if k in cycles and not cfg.z_cycles_train_g else images[k] for k in z_from]
+    # Cycles not named in z_cycles_train_g reach Z detached: only Z learns to read their z back.
+    z_inputs = [images[k].detach() if k in cycles and k not in cfg.z_cycles_train_g else images[k] for k in z_from]
     re_z = _split(clamp(model.encode_z(torch.cat(z_inputs)), cfg.min_logvar), z_from)
     re_e = _split(clamp(model.encode_e(torch.cat([images[k] for k in e_from])), cfg.min_logvar), e_from)
     terms["latent"] = (
