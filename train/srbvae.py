@@ -25,10 +25,12 @@ rbedit extensions (off when their weights are 0, which is the paper):
   model a transfer's judged scale followed B (0.52 · B's + 0.36 · A's).
   Without G, it asks Z to read z back from whatever style e drew. The e
   terms of the cycles still train G. On the previous digits preset a
-  transfer's scale then followed A (0.63 · A's + 0.32 · B's); the digits
-  preset uses it (README, Results). `z_cycles_train_g` may also name the
-  cycles whose z terms still train G (swap, neutral, transfer): the swap
-  cycle's z comes from a reference, which carries no style to keep.
+  transfer's scale then followed A (0.63 · A's + 0.32 · B's). With no z
+  term through G, though, nothing asks G to draw z's digit when e says
+  otherwise, and one seed of the digits preset let e take the digit.
+  `z_cycles_train_g` may name the cycles whose z terms still train G
+  (swap, neutral, transfer): the digits preset names the swap cycle, whose
+  z comes from a reference and so carries no style to keep (README, Results).
 - reconstruction noise (`recon_noise`; 1 is the paper): the Eq. 10
   reconstructions decode mu + recon_noise · (sample − mu); at 0, posterior
   means. The encoder pairs the discriminators see keep their samples. The
