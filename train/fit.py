@@ -19,21 +19,17 @@ SKIPPED_FIELDS = {"preset", "departures"}
 
 def _parse_value(field: dataclasses.Field, text: str):
     hint = str(field.type)
-    if hint == "bool | tuple[str, ...]":  # true, false or names: --z-cycles-train-g swap,transfer
-        if text.lower() in ("true", "false"):
-            return text.lower() == "true"
-        return tuple(text.split(",")) if text else ()
+    if "bool" in hint and text.lower() in ("true", "false"):  # also bool | tuple: --z-cycles-train-g false
+        return text.lower() == "true"
     if "tuple" in hint:
-        cast = float if "float" in hint else int
+        cast = str if "tuple[str" in hint else float if "float" in hint else int
         return tuple(cast(v) for v in text.split(","))
     if hint.startswith("int"):
         return int(text)
     if hint.startswith("float"):
         return float(text)
     if hint == "bool":
-        if text.lower() not in ("true", "false"):
-            raise ValueError(f"--{field.name.replace('_', '-')} takes true or false, got {text!r}")
-        return text.lower() == "true"
+        raise ValueError(f"--{field.name.replace('_', '-')} takes true or false, got {text!r}")
     if text.lower() in ("none", "") and "None" in hint:
         return None
     return text

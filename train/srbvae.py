@@ -75,6 +75,7 @@ from dataclasses import dataclass
 import torch
 
 from rbedit.model import Posterior, RbVAE
+from train.config import CYCLES
 from train.objectives import (
     PixelWeight,
     adversarial_model_loss,
@@ -183,8 +184,8 @@ def _with_noise(post: Posterior, sample: torch.Tensor, scale: float) -> torch.Te
 
 def extensions(cfg) -> list[str]:
     """Names of the extra decoded batches the rbedit extensions ask for, in decoding order."""
-    weights = (("swap", cfg.swap_weight), ("neutral", cfg.neutral_weight), ("transfer", cfg.transfer_weight))
-    return [name for name, weight in weights if weight]
+    weights = (cfg.swap_weight, cfg.neutral_weight, cfg.transfer_weight)
+    return [name for name, weight in zip(CYCLES, weights) if weight]
 
 
 def _split(post: Posterior, names: list[str]) -> dict[str, Posterior]:
