@@ -234,7 +234,7 @@ PRESETS: dict[str, dict] = {
             "outline_weight": "10, rbedit extension: the jaw outline's errors count 10 more, so G draws the chin "
             "(no-edit face length drift .08-.10 against .24); alone it cost expression (see feature_weight)",
             "iris_weight": "100, rbedit extension: each eye's centre counts 100 more, so G draws the iris (its "
-            "colour from e, not z: README, Faces); with the outline weighted as well: e/z .47 vs .53, transfer "
+            "colour from e, not z: docs/faces-synth.md); with the outline weighted as well: e/z .47 vs .53, transfer "
             "75.0 % vs 70.9 %, identity drift 11.7 % vs 11.4 %",
             "ema_decay": "0.999, rbedit extension, not in the paper: the release is the moving average of the "
             "weights (half-life about 700 steps), not the last step's; training is unchanged, and the run took "

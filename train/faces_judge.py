@@ -74,7 +74,7 @@ class FacesJudgeConfig:
     image_size: int  # the evaluated model's resolution
     data_seed: int  # the model's data seed: the judge's faces come from its child JUDGE_STREAM
     # 24,000 faces × 20 epochs: on real held-out crops at 32×32 the judge reads expression to .028
-    # and identity to .020 (eye colour .060), against .053, .053 and .217 with 8,000 × 12 (README, Faces).
+    # and identity to .020 (eye colour .060), against .053, .053 and .217 with 8,000 × 12 (docs/faces-synth.md).
     images: int = 24000  # synthetic aligned faces (all expressions) the judge trains on
     epochs: int = 20  # passes over them
     width: int = 24  # channels of the judge's first level (train.judge.Judge)

@@ -37,7 +37,7 @@ rbedit extensions (off when their weights are 0, which is the paper):
   adversarial terms squeeze the posterior means to the prior's spread but
   not the posterior noise: on digits z's noise was a sixth of its spread (a
   VAE's a fortieth), and G drew blurred codes. At 0, G redrew more digits
-  but e and z separated style less (README, Results).
+  but e and z separated style less (docs/digits.md).
 - feature weights (`feature_weight`, faces only): the reconstructions'
   pixel errors count 1 + k times where the template has brows, eyes and
   lips (train.objectives.feature_weights). A brow raise or an eye
@@ -50,7 +50,7 @@ rbedit extensions (off when their weights are 0, which is the paper):
   or its reconstruction has ink (train.objectives.ink_weights), so that G
   draws the strokes of small digits, not just a blob of their colour. At 10
   it raised G's redraw but not the transfer, and style separated less
-  (README, Results): no preset uses it.
+  (docs/digits.md): no preset uses it.
 - decorrelation (`decorrelation_weight`, `decorrelation_trains`): the
   squared correlations between the posterior means of z and of e over the
   unlabelled batch. The prior makes z and e independent, which the

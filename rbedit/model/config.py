@@ -20,16 +20,16 @@ class ModelConfig:
     # Channels per resolution level, from image_size down to 4×4 (log2(size/4)+1 entries).
     channels: tuple[int, ...] = (32, 64, 128, 128)
     # rbedit extension: E sees the image averaged over e_pool×e_pool blocks, so it
-    # cannot read fine shape (1: off; on digits it did not help, see README).
+    # cannot read fine shape (1: off; on digits it did not help, see docs/digits.md).
     e_pool: int = 1
     # rbedit extension: E sees grey levels only (the mean of the colour channels), so
     # e cannot carry colour (eye, skin, hair) (False: off; on synthetic faces z did not
-    # take the eye colour up instead, see README).
+    # take the eye colour up instead, see docs/faces-synth.md).
     e_grey: bool = False
     # Where e enters the generator: "input" (the paper: with z, into the first
     # layer), "every-level" (also scales and shifts each level's channels) or
     # "levels-only" (only there; the first layer sees z alone). rbedit extension;
-    # the digits preset uses levels-only (see README, Results).
+    # the digits preset uses levels-only (see docs/digits.md).
     e_inject: str = "input"
     # Faces only: mean landmark shape in crop pixel coordinates, 68 (x, y) pairs.
     template: tuple[tuple[float, float], ...] | None = None
