@@ -189,8 +189,8 @@ def test_decorrelation_refuses_an_unknown_side():
 
 
 def test_reconstructions_decode_posterior_means_without_noise(images):
-    def recon_terms(recon_noise, seed):
-        trainer = Trainer(tiny(recon_noise=recon_noise), unlabelled=images[0], reference=images[1])
+    def recon_terms(recon_noise, seed, **fields):
+        trainer = Trainer(tiny(recon_noise=recon_noise, **fields), unlabelled=images[0], reference=images[1])
         x, x_r = trainer._batch()
         noise = torch.Generator(device=trainer.device).manual_seed(seed)
         _, terms = srbvae.model_terms(trainer.model, x, x_r, trainer.cfg, noise)
@@ -200,6 +200,9 @@ def test_reconstructions_decode_posterior_means_without_noise(images):
     assert not torch.equal(sampled[0][0], sampled[1][0])  # samples: the noise moves the reconstructions
     means = [recon_terms(0.0, seed) for seed in (0, 1)]
     assert all(torch.equal(a, b) for a, b in zip(*means))  # means: the same whatever the noise
+    e_sampled = [recon_terms(0.0, seed, recon_noise_e=1.0) for seed in (0, 1)]
+    assert not torch.equal(e_sampled[0][0], e_sampled[1][0])  # e's noise is e's own setting
+    assert torch.equal(e_sampled[0][1], e_sampled[1][1])  # references decode e_r: z means only
 
 
 def test_learning_rate_is_constant_unless_it_decays():
@@ -323,6 +326,9 @@ def test_fit_parses_overrides_by_type():
     assert parse("--z-cycles-train-g", "swap,transfer").z_cycles_train_g == ("swap", "transfer")
     with pytest.raises(ValueError, match="unknown cycles \\['swop'\\]"):
         parse("--z-cycles-train-g", "swop")
+    # Optional numbers: a number, or none.
+    assert parse("--recon-noise-e", "0").recon_noise_e == 0.0
+    assert parse("--recon-noise-e", "none").recon_noise_e is None
 
 
 def test_fit_resumes_a_copied_run_in_its_new_folder(tmp_path, fake_data):

@@ -59,6 +59,7 @@ class TrainConfig:
     iris_weight: float = 0.0  # rbedit extension: faces' reconstruction error counts k more on each eye's centre (0 = off)
     ink_weight: float = 0.0  # rbedit extension: digits' reconstruction error weighted 1 + k where there is ink (0 = off)
     recon_noise: float = 1.0  # rbedit extension: posterior noise in the Eq. 10 reconstructions (1 = samples, the paper; 0 = means)
+    recon_noise_e: float | None = None  # rbedit extension: the same for e alone (None: recon_noise)
     min_logvar: float = -8.0  # clamp of posterior log-variances, keeps latent NLLs finite
     # --- optimisation ---
     steps: int = 4000  # model updates

@@ -19,6 +19,8 @@ SKIPPED_FIELDS = {"preset", "departures"}
 
 def _parse_value(field: dataclasses.Field, text: str):
     hint = str(field.type)
+    if text.lower() in ("none", "") and "None" in hint:  # before the numbers: --recon-noise-e none
+        return None
     if "bool" in hint and text.lower() in ("true", "false"):  # also bool | tuple: --z-cycles-train-g false
         return text.lower() == "true"
     if "tuple" in hint:
@@ -30,8 +32,6 @@ def _parse_value(field: dataclasses.Field, text: str):
         return float(text)
     if hint == "bool":
         raise ValueError(f"--{field.name.replace('_', '-')} takes true or false, got {text!r}")
-    if text.lower() in ("none", "") and "None" in hint:
-        return None
     return text
 
 

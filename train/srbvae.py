@@ -37,7 +37,11 @@ rbedit extensions (off when their weights are 0, which is the paper):
   adversarial terms squeeze the posterior means to the prior's spread but
   not the posterior noise: on digits z's noise was a sixth of its spread (a
   VAE's a fortieth), and G drew blurred codes. At 0, G redrew more digits
-  but e and z separated style less (docs/digits.md).
+  but e and z separated style less (docs/digits.md). `recon_noise_e` sets
+  e's alone: at 0, G reads e's means but z's samples. Along the directions
+  that predict scale and width, e's posterior noise was larger than the
+  spread of its means (signal-to-noise 0.6, against 6-7 in z), so G drew
+  size from z, the only code that told it reliably.
 - feature weights (`feature_weight`, faces only): the reconstructions'
   pixel errors count 1 + k times where the template has brows, eyes and
   lips (train.objectives.feature_weights). A brow raise or an eye
@@ -119,7 +123,8 @@ def model_terms(
     e_r = model.reference_e(b)
     # The codes the reconstructions decode: the samples, or nearer the means (recon_noise < 1).
     z_rec_all = _with_noise(qz_all, z_all, cfg.recon_noise)
-    z_rec, z_rec_r, e_rec = z_rec_all[:b], z_rec_all[b:], _with_noise(qe, e, cfg.recon_noise)
+    e_noise = cfg.recon_noise if cfg.recon_noise_e is None else cfg.recon_noise_e
+    z_rec, z_rec_r, e_rec = z_rec_all[:b], z_rec_all[b:], _with_noise(qe, e, e_noise)
 
     # Prior draws (lines 9-11).
     def prior(dim: int) -> torch.Tensor:
