@@ -38,10 +38,11 @@ rbedit extensions (off when their weights are 0, which is the paper):
   not the posterior noise: on digits z's noise was a sixth of its spread (a
   VAE's a fortieth), and G drew blurred codes. At 0, G redrew more digits
   but e and z separated style less (docs/digits.md). `recon_noise_e` sets
-  e's alone: at 0, G reads e's means but z's samples. Along the directions
-  that predict scale and width, e's posterior noise was larger than the
-  spread of its means (signal-to-noise 0.6, against 6-7 in z), so G drew
-  size from z, the only code that told it reliably.
+  e's alone: at 0, G reads e's means but z's samples. Along the direction
+  that predicts scale, e's posterior noise was larger than the spread of
+  its means (signal-to-noise 0.6, against 6.7 in z), so G might have drawn
+  size from z for want of a reliable e. At 0 e's noise grew instead, and
+  transfers followed B's size more (docs/digits.md): no preset uses it.
 - feature weights (`feature_weight`, faces only): the reconstructions'
   pixel errors count 1 + k times where the template has brows, eyes and
   lips (train.objectives.feature_weights). A brow raise or an eye
