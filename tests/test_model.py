@@ -84,15 +84,35 @@ def test_levels_only_injection_keeps_e_out_of_the_first_layer():
         ModelConfig(image_size=8, channels=(4, 8), e_inject="late")
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
-@pytest.mark.parametrize("e_inject", ["input", "levels-only"])
-def test_save_load_round_trip(tmp_path, dtype, e_inject):
+def test_warp_starts_at_the_identity_and_moves_the_drawing():
     torch.manual_seed(0)
-    model = RbVAE(dataclasses.replace(TINY, e_inject=e_inject)).eval()
+    plain = RbVAE(TINY)
+    warped = RbVAE(dataclasses.replace(TINY, e_warp=True))
+    missing, unexpected = warped.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ["generator.warp.bias", "generator.warp.weight"] and not unexpected
+    z, e = torch.randn(4, 3), torch.randn(4, 2)
+    with torch.no_grad():
+        assert torch.allclose(warped.decode(z, e), plain.decode(z, e), atol=1e-6)  # the identity map
+        # A shift of one pixel column (2 / 8 of the [-1, 1] grid), set by e's first number alone:
+        # output column j then samples the drawing's column j + 1 times e[:, 0].
+        warped.generator.warp.weight[2, 0] = 2 / 8
+        e[:, 0] = 1.0
+        moved, drawn = warped.decode(z, e), plain.decode(z, e)
+    assert torch.allclose(moved[..., :-1], drawn[..., 1:], atol=1e-5)
+    assert torch.allclose(moved[..., -1], drawn[..., -1], atol=1e-5)  # beyond the edge: the edge's colour
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+@pytest.mark.parametrize("e_inject, e_warp", [("input", False), ("levels-only", False), ("levels-only", True)])
+def test_save_load_round_trip(tmp_path, dtype, e_inject, e_warp):
+    torch.manual_seed(0)
+    model = RbVAE(dataclasses.replace(TINY, e_inject=e_inject, e_warp=e_warp)).eval()
     with torch.no_grad():
         model.e_ref.copy_(torch.tensor([0.5, -1.0]))
         if e_inject != "input":
             _randomise_styles(model)
+        if e_warp:
+            torch.nn.init.normal_(model.generator.warp.weight, std=0.1)
     save_checkpoint(model, tmp_path, card="# card\n", dtype=dtype)
     loaded = load_checkpoint(tmp_path)
     x = torch.rand(4, 3, 8, 8) * 2 - 1

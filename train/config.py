@@ -37,6 +37,7 @@ class TrainConfig:
     e_pool: int = 1  # rbedit extension: E sees k×k block means of the image (see ModelConfig; 1 = off)
     e_grey: bool = False  # rbedit extension: E sees grey levels only, so e carries no colour (see ModelConfig)
     e_inject: str = "input"  # where e enters G: input (the paper) | every-level | levels-only (see ModelConfig)
+    e_warp: bool = False  # rbedit extension: e also sets an affine warp of G's drawing (see ModelConfig)
     disc_channels: tuple[int, ...] = (16, 32, 64, 64)  # discriminator trunk widths
     disc_hidden: int = 256  # width of the discriminators' fully connected head
     disc_dropout: float = 0.25  # dropout on the head's inputs (App. D: stops d ignoring latents)

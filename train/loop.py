@@ -49,6 +49,7 @@ def model_config(cfg: TrainConfig, template: np.ndarray | None = None) -> ModelC
         e_pool=cfg.e_pool,
         e_grey=cfg.e_grey,
         e_inject=cfg.e_inject,
+        e_warp=cfg.e_warp,
         channels=cfg.channels,
         template=None if template is None else tuple(map(tuple, np.asarray(template, float).tolist())),
         extra={

@@ -31,6 +31,10 @@ class ModelConfig:
     # "levels-only" (only there; the first layer sees z alone). rbedit extension;
     # the digits preset uses levels-only (see docs/digits.md).
     e_inject: str = "input"
+    # rbedit extension: e also sets an affine warp (zoom, shift, rotation, shear)
+    # of G's drawing, so that e can decide where and how large G draws what z
+    # holds (False: off; see docs/digits.md).
+    e_warp: bool = False
     # Faces only: mean landmark shape in crop pixel coordinates, 68 (x, y) pairs.
     template: tuple[tuple[float, float], ...] | None = None
     format_version: int = FORMAT_VERSION

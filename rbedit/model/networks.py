@@ -4,6 +4,8 @@ Encoders: 1×1 from RGB → [3×3 conv, LeakyReLU, pixel norm, 2×2 avg pool]…
 Generator: FC → 4×4 → [nearest up, 3×3 conv, LeakyReLU, pixel norm]… → 1×1 to RGB → tanh.
 With `e_inject` (an rbedit extension), e also scales and shifts every level's
 channels before its pixel norm, as a style modulates a StyleGAN level.
+With `e_warp` (also an extension), e sets an affine warp of the drawing, as a
+spatial transformer (Jaderberg et al. 2015) places what it transforms.
 The discriminators (training code) reuse `ConvTrunk` without normalisation.
 """
 
@@ -69,9 +71,16 @@ class Generator(nn.Module):
     z alone, so the 4×4 layout is z's, and e acts only through those scales
     and shifts). The pixel norm after the modulation keeps every level's
     output at unit scale whatever e is.
+
+    e_warp: the drawing (before tanh) is resampled through an affine map
+    that e sets, the identity at the start. A zoom, a shift or a slant of
+    the whole drawing is then one of e's few numbers, where channel scales
+    and shifts can change a drawing's size only by redrawing it.
     """
 
-    def __init__(self, channels: tuple[int, ...], z_dim: int, e_dim: int, e_inject: str = "input") -> None:
+    def __init__(
+        self, channels: tuple[int, ...], z_dim: int, e_dim: int, e_inject: str = "input", e_warp: bool = False
+    ) -> None:
         super().__init__()
         self.z_dim, self.e_inject = z_dim, e_inject
         top = channels[-1]
@@ -95,17 +104,34 @@ class Generator(nn.Module):
                 nn.init.zeros_(style.bias)
         self.to_rgb = nn.Conv2d(channels[0], 3, 1)
         self.norm = PixelNorm()
+        self.warp = None
+        if e_warp:
+            # The affine map's 2×3 matrix minus the identity, zero at the start.
+            self.warp = nn.Linear(e_dim, 6)
+            nn.init.zeros_(self.warp.weight)
+            nn.init.zeros_(self.warp.bias)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         fc_input = latents[:, : self.z_dim] if self.e_inject == "levels-only" else latents
         h = self.norm(F.leaky_relu(self.fc(fc_input), LEAKY_SLOPE).view(-1, self.top, 4, 4))
-        if self.styles is None:
-            return torch.tanh(self.to_rgb(self.blocks(h)))
         e = latents[:, self.z_dim :]
-        styles = iter(self.styles)
-        for layer in self.blocks:
-            if isinstance(layer, PixelNorm):  # the end of a level: modulate, then normalise
-                scale, shift = next(styles)(e)[:, :, None, None].chunk(2, dim=1)
-                h = h * (1 + scale) + shift
-            h = layer(h)
-        return torch.tanh(self.to_rgb(h))
+        if self.styles is None:
+            h = self.blocks(h)
+        else:
+            styles = iter(self.styles)
+            for layer in self.blocks:
+                if isinstance(layer, PixelNorm):  # the end of a level: modulate, then normalise
+                    scale, shift = next(styles)(e)[:, :, None, None].chunk(2, dim=1)
+                    h = h * (1 + scale) + shift
+                h = layer(h)
+        drawing = self.to_rgb(h)
+        if self.warp is not None:
+            drawing = self._warped(drawing, e)
+        return torch.tanh(drawing)
+
+    def _warped(self, drawing: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """The drawing resampled at the affine map of e; beyond its edge, the edge's colour (the background)."""
+        identity = torch.eye(2, 3, dtype=drawing.dtype, device=drawing.device)
+        theta = identity + self.warp(e).view(-1, 2, 3)
+        grid = F.affine_grid(theta, list(drawing.shape), align_corners=False)
+        return F.grid_sample(drawing, grid, padding_mode="border", align_corners=False)

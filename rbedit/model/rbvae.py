@@ -35,7 +35,7 @@ class RbVAE(nn.Module):
         self.config = config
         self.z_encoder = GaussianEncoder(config.channels, config.z_dim)
         self.e_encoder = GaussianEncoder(config.channels, config.e_dim)
-        self.generator = Generator(config.channels, config.z_dim, config.e_dim, config.e_inject)
+        self.generator = Generator(config.channels, config.z_dim, config.e_dim, config.e_inject, config.e_warp)
         # e_r: the constant target factors of the reference set (neutral face, plain digit).
         self.e_ref = nn.Parameter(torch.zeros(config.e_dim))
 
