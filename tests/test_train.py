@@ -250,6 +250,22 @@ def test_a_step_updates_models_and_discriminators(images):
     assert any(not torch.equal(a, b) for a, b in zip(d, trainer.discs["d_xi"].parameters()))
 
 
+@pytest.mark.parametrize("objective", ["srbvae", "vae"])
+def test_bfloat16_changes_the_arithmetic_not_the_weights(objective, images):
+    logs, grads = {}, {}
+    for precision in ("float32", "bfloat16"):
+        torch.manual_seed(0)
+        trainer = Trainer(tiny(objective=objective, precision=precision), unlabelled=images[0], reference=images[1])
+        logs[precision] = trainer.step()
+        params = [p for m in trainer.modules.values() for p in m.parameters()]
+        assert all(p.dtype == torch.float32 and (p.grad is None or p.grad.dtype == torch.float32) for p in params)
+    # The first step's losses come from the same weights and batch: only the arithmetic differs.
+    recon_32, recon_16 = logs["float32"]["recon"], logs["bfloat16"]["recon"]
+    assert recon_16 != recon_32 and abs(recon_16 - recon_32) < 0.02 * recon_32
+    with pytest.raises(ValueError, match="precision must be one of"):
+        tiny(precision="float16")
+
+
 def _state(run_dir):
     return torch.load(Path(run_dir) / STATE_NAME, map_location="cpu", weights_only=True)["modules"]
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 OBJECTIVES = ("srbvae", "rbvae", "vae", "betavae")
 DECORRELATION_SIDES = ("e", "z", "both")  # which encoder learns from the decorrelation term
 CYCLES = ("swap", "neutral", "transfer")  # the rbedit cycles (train/srbvae.py)
+PRECISIONS = ("float32", "bfloat16")
 
 
 @dataclass
@@ -73,6 +74,7 @@ class TrainConfig:
     seed: int = 0  # seeds initialisation, batches, noise and dropout
     device: str = "auto"  # auto | cpu | cuda[:N]
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    precision: str = "float32"  # float32 | bfloat16: the forward passes under bfloat16 autocast (weights stay float32)
     # --- bookkeeping ---
     run_dir: str = "runs/digits"  # where config, state, samples, metrics and release go
     save_every: int = 500  # steps between resume-state saves
@@ -89,6 +91,8 @@ class TrainConfig:
             raise ValueError(
                 "feature_weight, outline_weight and iris_weight weight face features; they need a faces preset"
             )
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.decorrelation_trains not in DECORRELATION_SIDES:
             raise ValueError(f"decorrelation_trains must be e, z or both, got {self.decorrelation_trains!r}")
         if not 0.0 <= self.ema_decay < 1.0:

@@ -151,18 +151,29 @@ class Trainer:
         for average, current in zip(self.released.parameters(), self.model.parameters()):
             average.lerp_(current, 1.0 - self.cfg.ema_decay)
 
+    def _forward(self):
+        """The context of every forward pass: bfloat16 autocast when cfg.precision asks for it.
+
+        Backward passes run outside it (autocast records each op's dtype), and the weights, their
+        gradients and Adam's moments stay float32.
+        """
+        enabled = self.cfg.precision == "bfloat16"
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=enabled)
+
     def _likelihood_step(self, x: torch.Tensor, x_r: torch.Tensor) -> dict[str, float]:
         cfg = self.cfg
-        if cfg.objective == "rbvae":
-            terms = rbvae_loss(
-                self.model, x, x_r, scale=cfg.laplace_scale, min_logvar=cfg.min_logvar, weight=self.pixel_weight
-            )
-        else:  # vae / betavae: every image unlabelled, all latents one code
-            beta = cfg.beta if cfg.objective == "betavae" else 1.0
-            both = torch.cat([x, x_r])
-            terms = vae_loss(
-                self.model, both, scale=cfg.laplace_scale, beta=beta, min_logvar=cfg.min_logvar, weight=self.pixel_weight
-            )
+        with self._forward():
+            if cfg.objective == "rbvae":
+                terms = rbvae_loss(
+                    self.model, x, x_r, scale=cfg.laplace_scale, min_logvar=cfg.min_logvar, weight=self.pixel_weight
+                )
+            else:  # vae / betavae: every image unlabelled, all latents one code
+                beta = cfg.beta if cfg.objective == "betavae" else 1.0
+                both = torch.cat([x, x_r])
+                terms = vae_loss(
+                    self.model, both, scale=cfg.laplace_scale, beta=beta, min_logvar=cfg.min_logvar,
+                    weight=self.pixel_weight,
+                )
         self._check_finite(terms)
         opt = self.optimizers["model"]
         opt.zero_grad(set_to_none=True)
@@ -179,16 +190,18 @@ class Trainer:
         requires_grad(self.model, True)
         for d in discs.values():
             requires_grad(d, False)
-        p, terms = srbvae.model_terms(self.model, x, x_r, cfg, self.noise, self.pixel_weight)
-        terms |= srbvae.adversarial_terms(p, discs)
-        terms["loss"] = srbvae.model_loss(terms, cfg)
+        with self._forward():
+            p, terms = srbvae.model_terms(self.model, x, x_r, cfg, self.noise, self.pixel_weight)
+            terms |= srbvae.adversarial_terms(p, discs)
+            terms["loss"] = srbvae.model_loss(terms, cfg)
         self._check_finite(terms)
         terms["loss"].backward()
         # Discriminator phase (lines 15-18): logistic regression of Eq. 9 on the same pairs.
         requires_grad(self.model, False)
         for d in discs.values():
             requires_grad(d, True)
-        d_terms = srbvae.discriminator_terms(p, discs)
+        with self._forward():
+            d_terms = srbvae.discriminator_terms(p, discs)
         self._check_finite(d_terms)
         sum(d_terms.values()).backward()
         requires_grad(self.model, True)

@@ -21,7 +21,9 @@ from rbedit.pixels import model_to_unit
 
 
 def clamp(post: Posterior, min_logvar: float) -> Posterior:
-    return Posterior(post.mu, post.logvar.clamp(min=min_logvar))
+    """The posterior with its log-variance clamped, in float32 (under bfloat16 autocast the
+    encoders' heads give bfloat16, and the latent likelihoods would keep three digits)."""
+    return Posterior(post.mu.float(), post.logvar.float().clamp(min=min_logvar))
 
 
 # Per-pixel weights of a reconstruction error: (image, reconstruction) → weights broadcasting
