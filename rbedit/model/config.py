@@ -33,7 +33,7 @@ class ModelConfig:
     e_inject: str = "input"
     # rbedit extension: e also sets an affine warp (zoom, shift, rotation, shear)
     # of G's drawing, so that e can decide where and how large G draws what z
-    # holds (False: off; see docs/digits.md).
+    # holds (False: off; in its one digits run e took the digit, see docs/digits.md).
     e_warp: bool = False
     # Faces only: mean landmark shape in crop pixel coordinates, 68 (x, y) pairs.
     template: tuple[tuple[float, float], ...] | None = None
