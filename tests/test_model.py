@@ -93,8 +93,8 @@ def test_warp_starts_at_the_identity_and_moves_the_drawing():
     z, e = torch.randn(4, 3), torch.randn(4, 2)
     with torch.no_grad():
         assert torch.allclose(warped.decode(z, e), plain.decode(z, e), atol=1e-6)  # the identity map
-        # A shift of one pixel column (2 / 8 of the [-1, 1] grid), set by e's first number alone:
-        # output column j then samples the drawing's column j + 1 times e[:, 0].
+        # A shift by e's first number alone, of one pixel column (2 / 8 of the [-1, 1] grid) per
+        # unit: with e[:, 0] = 1, output column j samples the drawing's column j + 1.
         warped.generator.warp.weight[2, 0] = 2 / 8
         e[:, 0] = 1.0
         moved, drawn = warped.decode(z, e), plain.decode(z, e)

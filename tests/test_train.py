@@ -252,7 +252,7 @@ def test_a_step_updates_models_and_discriminators(images):
 
 @pytest.mark.parametrize("objective", ["srbvae", "vae"])
 def test_bfloat16_changes_the_arithmetic_not_the_weights(objective, images):
-    logs, grads = {}, {}
+    logs = {}
     for precision in ("float32", "bfloat16"):
         torch.manual_seed(0)
         trainer = Trainer(tiny(objective=objective, precision=precision), unlabelled=images[0], reference=images[1])
