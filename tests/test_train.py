@@ -205,6 +205,22 @@ def test_reconstructions_decode_posterior_means_without_noise(images):
     assert torch.equal(e_sampled[0][1], e_sampled[1][1])  # references decode e_r: z means only
 
 
+def test_e_max_logvar_caps_the_noise_of_es_samples_and_nothing_else(images):
+    def pass_of(**fields):
+        trainer = Trainer(tiny(**fields), unlabelled=images[0], reference=images[1])
+        x, x_r = trainer._batch()
+        noise = torch.Generator(device=trainer.device).manual_seed(0)
+        p, _ = srbvae.model_terms(trainer.model, x, x_r, trainer.cfg, noise)
+        return p, trainer.model.encode_e(x).mu.float()
+
+    free, mu = pass_of()
+    capped, same_mu = pass_of(e_max_logvar=-6.0)  # sd at most e^-3 ≈ .05
+    assert torch.equal(mu, same_mu)
+    assert (free.e - mu).abs().max() > 0.2  # an untrained E's noise is near the prior's
+    assert (capped.e - mu).abs().max() < 0.05 * 5
+    assert torch.equal(free.z, capped.z)  # z's noise is untouched
+
+
 def test_learning_rate_is_constant_unless_it_decays():
     from train.loop import learning_rate
 

@@ -63,6 +63,7 @@ class TrainConfig:
     recon_noise: float = 1.0  # rbedit extension: posterior noise in the Eq. 10 reconstructions (1 = samples, the paper; 0 = means)
     recon_noise_e: float | None = None  # rbedit extension: the same for e alone (None: recon_noise)
     min_logvar: float = -8.0  # clamp of posterior log-variances, keeps latent NLLs finite
+    e_max_logvar: float | None = None  # rbedit extension (srbvae): cap on E's posterior log-variance (None = off)
     # --- optimisation ---
     steps: int = 4000  # model updates
     batch_size: int = 36  # images per set (unlabelled and reference) per step

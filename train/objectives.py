@@ -20,10 +20,10 @@ from rbedit.model import Posterior, RbVAE
 from rbedit.pixels import model_to_unit
 
 
-def clamp(post: Posterior, min_logvar: float) -> Posterior:
+def clamp(post: Posterior, min_logvar: float, max_logvar: float | None = None) -> Posterior:
     """The posterior with its log-variance clamped, in float32 (under bfloat16 autocast the
     encoders' heads give bfloat16, and the latent likelihoods would keep three digits)."""
-    return Posterior(post.mu.float(), post.logvar.float().clamp(min=min_logvar))
+    return Posterior(post.mu.float(), post.logvar.float().clamp(min=min_logvar, max=max_logvar))
 
 
 # Per-pixel weights of a reconstruction error: (image, reconstruction) → weights broadcasting

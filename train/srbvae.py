@@ -43,6 +43,12 @@ rbedit extensions (off when their weights are 0, which is the paper):
   its means (signal-to-noise 0.6, against 6.7 in z), so G might have drawn
   size from z for want of a reliable e. At 0 e's noise grew instead, and
   transfers followed B's size more (docs/digits.md): no preset uses it.
+- capped e noise (`e_max_logvar`): E's posterior log-variance is clamped
+  from above wherever training reads it (the samples, the reconstructions,
+  the cycles' e likelihoods). In the digits preset's seed 0, e's posterior
+  noise along the direction that predicts scale was larger than the spread
+  of its means; G could read size reliably only from z, and the cycles' e
+  terms, divided by that variance, cost a wrong size little.
 - feature weights (`feature_weight`, faces only): the reconstructions'
   pixel errors count 1 + k times where the template has brows, eyes and
   lips (train.objectives.feature_weights). A brow raise or an eye
@@ -117,7 +123,7 @@ def model_terms(
     b = len(x)
     # Encoder pairs (Alg. 1 lines 2-6); one Z pass over both sets.
     qz_all = clamp(model.encode_z(torch.cat([x, x_r])), cfg.min_logvar)
-    qe = clamp(model.encode_e(x), cfg.min_logvar)
+    qe = _clamp_e(model.encode_e(x), cfg)
     z_all = qz_all.sample(noise)
     z, z_r = z_all[:b], z_all[b:]
     e = qe.sample(noise)
@@ -153,7 +159,7 @@ def model_terms(
     # Cycles not named in z_cycles_train_g reach Z detached: only Z learns to read their z back.
     z_inputs = [images[k].detach() if k in cycles and k not in cfg.z_cycles_train_g else images[k] for k in z_from]
     re_z = _split(clamp(model.encode_z(torch.cat(z_inputs)), cfg.min_logvar), z_from)
-    re_e = _split(clamp(model.encode_e(torch.cat([images[k] for k in e_from])), cfg.min_logvar), e_from)
+    re_e = _split(_clamp_e(model.encode_e(torch.cat([images[k] for k in e_from])), cfg), e_from)
     terms["latent"] = (
         gaussian_nll(z_hat, re_z["x_hat"]) + gaussian_nll(e_hat, re_e["x_hat"]) + gaussian_nll(z_hat_r, re_z["x_hat_r"])
     )
@@ -167,7 +173,7 @@ def model_terms(
         terms["neutral_cycle"] = gaussian_nll(z.detach(), re_z["neutral"])
     if cfg.reference_e_weight:
         # −log q(e_r | x_r): E reads the reference style as e_r (e_r learns from this too).
-        terms["reference_e"] = gaussian_nll(model.reference_e(len(x_r)), clamp(model.encode_e(x_r), cfg.min_logvar))
+        terms["reference_e"] = gaussian_nll(model.reference_e(len(x_r)), _clamp_e(model.encode_e(x_r), cfg))
     if cfg.decorrelation_weight:
         # Only the side named learns from it; "both" lets either code give the shared factor up.
         side = cfg.decorrelation_trains
@@ -181,6 +187,11 @@ def model_terms(
         )
     pass_ = Pass(x, z, e, x_r, z_r, x_hat, z_hat, e_hat, x_hat_r, z_hat_r, images.get("neutral"))
     return pass_, terms
+
+
+def _clamp_e(post: Posterior, cfg) -> Posterior:
+    """E's posterior clamped, its log-variance capped at e_max_logvar where that is set."""
+    return clamp(post, cfg.min_logvar, cfg.e_max_logvar)
 
 
 def _with_noise(post: Posterior, sample: torch.Tensor, scale: float) -> torch.Tensor:
