@@ -91,6 +91,19 @@ def test_a_perfect_reconstruction_scores_what_the_judge_scores_on_the_real_image
     assert result["style_mae_average"] == pytest.approx(np.abs(real.factors - held.factors[chosen]).mean(), abs=1e-6)
 
 
+def test_style_source_reads_how_much_of_each_factor_comes_from_a_and_from_b():
+    from train.data.digits import FACTOR_NAMES
+    from train.fidelity import style_source
+
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0, 1, (2, 500, len(FACTOR_NAMES)))
+    judged = 0.7 * a + 0.2 * b + 0.05 + rng.normal(0, 0.01, a.shape)
+    judged[:, 3] = b[:, 3]  # scale: B's, untouched
+    fits = style_source(judged, a, b)
+    assert fits["R"] == pytest.approx({"source": 0.7, "target": 0.2}, abs=0.01)
+    assert fits["scale"] == pytest.approx({"source": 0.0, "target": 1.0}, abs=1e-9)
+
+
 def test_evaluation_uses_only_probe_sources(tmp_path):
     from train.data.digits import load_source_digits, split_sources
 

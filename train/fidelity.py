@@ -65,7 +65,22 @@ def transfer_fidelity(
         "identity_kept": float((digits == data.labels[b]).mean()),
         "source_digit_share": float((digits == data.labels[a]).mean()),
         "no_transfer_style_mae_average": float(untouched.mean()),
+        "style_source": style_source(factors, data.factors[a], data.factors[b]),
     }
+
+
+def style_source(judged: np.ndarray, source: np.ndarray, target: np.ndarray) -> dict:
+    """Per factor, the least-squares fit judged ≈ s · A's + t · B's + c, as {"source": s, "target": t}.
+
+    A faithful transfer reads s = 1, t = 0; one that ignored e_A, s = 0, t = 1. The
+    MAE alone cannot tell a transfer that splits the difference from a noisy one.
+    """
+    fits = {}
+    for k, name in enumerate(FACTOR_NAMES):
+        design = np.stack([source[:, k], target[:, k], np.ones(len(judged))], axis=1)
+        (s, t, _), *_ = np.linalg.lstsq(design, judged[:, k], rcond=None)
+        fits[name] = {"source": float(s), "target": float(t)}
+    return fits
 
 
 def sampling_fidelity(
