@@ -245,10 +245,17 @@ def deferred_interrupt():
 
 
 def _grid_inputs(trainer: Trainer) -> tuple[torch.Tensor, torch.Tensor]:
-    """Fixed images for the sample grids: the first unlabelled images as sources, references as targets."""
+    """Fixed images for the sample grids: unlabelled images as sources, references as targets.
+
+    Both are taken evenly across their set: the bundled digits are sorted by class, so the
+    first references would all be zeros.
+    """
     n = GRID_COLUMNS
-    stride = max(1, len(trainer.unlabelled) // n)
-    return trainer.unlabelled[::stride][:n], trainer.reference[: n]
+
+    def spread(images: torch.Tensor) -> torch.Tensor:
+        return images[:: max(1, len(images) // n)][:n]
+
+    return spread(trainer.unlabelled), spread(trainer.reference)
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> Path:
