@@ -48,7 +48,10 @@ rbedit extensions (off when their weights are 0, which is the paper):
   the cycles' e likelihoods). In the digits preset's seed 0, e's posterior
   noise along the direction that predicts scale was larger than the spread
   of its means; G could read size reliably only from z, and the cycles' e
-  terms, divided by that variance, cost a wrong size little.
+  terms, divided by that variance, cost a wrong size little. The clamp
+  passes no gradient above the cap, so E's log-variance head drifts there
+  (sd about 1.1 in a release trained with the cap): the editor reads only
+  posterior means, but a released E's variance is not its training noise.
 - feature weights (`feature_weight`, faces only): the reconstructions'
   pixel errors count 1 + k times where the template has brows, eyes and
   lips (train.objectives.feature_weights). A brow raise or an eye
