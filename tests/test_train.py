@@ -219,6 +219,8 @@ def test_e_max_logvar_caps_the_noise_of_es_samples_and_nothing_else(images):
     assert (free.e - mu).abs().max() > 0.2  # an untrained E's noise is near the prior's
     assert (capped.e - mu).abs().max() < 0.05 * 5
     assert torch.equal(free.z, capped.z)  # z's noise is untouched
+    with pytest.raises(ValueError, match=r"e_max_logvar \(-9.0\) is below min_logvar"):
+        tiny(e_max_logvar=-9.0)
 
 
 def test_learning_rate_is_constant_unless_it_decays():

@@ -63,7 +63,7 @@ class TrainConfig:
     recon_noise: float = 1.0  # rbedit extension: posterior noise in the Eq. 10 reconstructions (1 = samples, the paper; 0 = means)
     recon_noise_e: float | None = None  # rbedit extension: the same for e alone (None: recon_noise)
     min_logvar: float = -8.0  # clamp of posterior log-variances, keeps latent NLLs finite
-    e_max_logvar: float | None = None  # rbedit extension (srbvae): cap on E's posterior log-variance (None = off)
+    e_max_logvar: float | None = None  # rbedit extension: cap on E's posterior log-variance, srbvae only (None = off)
     # --- optimisation ---
     steps: int = 4000  # model updates
     batch_size: int = 36  # images per set (unlabelled and reference) per step
@@ -98,6 +98,8 @@ class TrainConfig:
             raise ValueError(f"decorrelation_trains must be e, z or both, got {self.decorrelation_trains!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        if self.e_max_logvar is not None and self.e_max_logvar < self.min_logvar:
+            raise ValueError(f"e_max_logvar ({self.e_max_logvar}) is below min_logvar ({self.min_logvar})")
         if self.ink_weight and self.domain != "digits":
             raise ValueError("ink_weight weights digits' strokes; it needs a digits preset (faces: feature_weight)")
         if isinstance(self.z_cycles_train_g, bool):
