@@ -106,8 +106,10 @@ class Generator(nn.Module):
         self.norm = PixelNorm()
         self.warp = None
         if e_warp:
-            # The affine map's 2×3 matrix minus the identity, zero at the start.
-            self.warp = nn.Linear(e_dim, 6)
+            # The affine map's 2×3 matrix minus the identity, zero at the start. Built aside from the
+            # random stream, so every other network starts as it would without the warp.
+            with torch.random.fork_rng(devices=[]):
+                self.warp = nn.Linear(e_dim, 6)
             nn.init.zeros_(self.warp.weight)
             nn.init.zeros_(self.warp.bias)
 
