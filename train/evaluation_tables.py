@@ -90,14 +90,15 @@ def print_report(report: dict, console: Console) -> None:
             mae = m["transfer"]["style_mae"]
             per.add_row(_label(m), *[_fmt(mae[n]) for n in FACTOR_NAMES], _fmt(m["transfer"]["style_mae_average"]))
         console.print(per)
-        source = Table(title="Transfer: judged factor ≈ s × A's + t × B's (least squares; faithful: s 1, t 0)")
-        for col in ("model", *HEADERS[:-1]):
-            source.add_column(col, justify="left" if col == "model" else "right")
-        for m in edited:
-            fits = m["transfer"].get("style_source")  # reports written before it have none
-            if fits:
+        fitted = [m for m in edited if "style_source" in m["transfer"]]  # reports written before it have none
+        if fitted:
+            source = Table(title="Transfer: judged factor ≈ s × A's + t × B's (least squares; faithful: s 1, t 0)")
+            for col in ("model", *HEADERS[:-1]):
+                source.add_column(col, justify="left" if col == "model" else "right")
+            for m in fitted:
+                fits = m["transfer"]["style_source"]
                 source.add_row(_label(m), *[f"{fits[n]['source']:.2f} / {fits[n]['target']:.2f}" for n in FACTOR_NAMES])
-        console.print(source)
+            console.print(source)
 
     judge = Table(title="The judge on real held-out digits (its own error)")
     for col in ("data", "styled: style MAE", "styled: digit acc.", "reference style: MAE", "reference: digit acc.", "judge"):
