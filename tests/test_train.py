@@ -120,19 +120,28 @@ def _generator_grads(cfg, images, term: str) -> list[torch.Tensor]:
     return [torch.zeros_like(p) if p.grad is None else p.grad for p in trainer.model.generator.parameters()]
 
 
+def _same_grads(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    """Bit for bit on the CPU; to rounding on CUDA, where kernels may sum in another order run to run."""
+    if device_under_test() == "cpu":
+        return all(torch.equal(u, v) for u, v in zip(a, b))
+    return all(torch.allclose(u, v, rtol=1e-5, atol=1e-7) for u, v in zip(a, b))
+
+
 @pytest.mark.parametrize("through_g", [True, ("swap",), ("neutral", "transfer")])
-def test_the_cycles_z_terms_train_the_generator_only_when_asked(images, through_g):
+def test_the_cycles_z_terms_train_the_generator_only_when_asked(images, through_g, monkeypatch):
     # Each cycle's term against the same term with every z term trained through Z only: G's
     # gradients differ exactly where the cycle's z term reaches G (the swap and transfer cycles'
-    # e terms train G either way; the neutral cycle has no e term).
+    # e terms train G either way; the neutral cycle has no e term). On an H200 (2026-11-30) cuDNN's
+    # default kernels made the unchanged terms' gradients differ in the last bits.
+    monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     named = CYCLES if through_g is True else through_g
     for term, cycle in (("swap", "swap"), ("neutral_cycle", "neutral"), ("transfer", "transfer")):
         z_only = _generator_grads(tiny(transfer_weight=1.0, z_cycles_train_g=False), images, term)
         if term == "neutral_cycle":  # a z term alone: through Z only, G learns nothing from it
             assert not any(g.any() for g in z_only)
         asked = _generator_grads(tiny(transfer_weight=1.0, z_cycles_train_g=through_g), images, term)
-        same = all(torch.equal(a, b) for a, b in zip(z_only, asked))
-        assert same == (cycle not in named), term
+        assert _same_grads(z_only, asked) == (cycle not in named), term
 
 
 def test_reference_e_trains_e_on_reference_images_and_nothing_else(images):
