@@ -232,6 +232,39 @@ def test_e_max_logvar_caps_the_noise_of_es_samples_and_nothing_else(images):
         tiny(e_max_logvar=-9.0)
 
 
+def test_zoom_out_draws_the_protocols_smaller_digit():
+    from train.data.digits import draw_style, to_model_size
+
+    edges = np.zeros((64, 64), np.float32)
+    edges[12:52, 20:44] = 1.0  # a block "digit", full size
+    edges[20:44, 28:36] = 0.0
+
+    def model_image(scale):
+        image, _ = draw_style(edges, width=3, colour=(1, 1, 1), scale=scale)
+        return torch.from_numpy(to_model_size(image, 32)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+
+    full, smaller = model_image(1.0), model_image(0.8)
+    zoomed = srbvae.zoom_out(full, torch.tensor([0.8]))
+    assert (zoomed - smaller).abs().mean() < 0.25 * (full - smaller).abs().mean()
+    assert torch.equal(zoomed[..., 0, 0], torch.full((1, 3), -1.0))  # black around it
+    assert torch.allclose(srbvae.zoom_out(full, torch.tensor([1.0])), full, atol=1e-5)
+
+
+def test_the_zoom_term_trains_z_alone_on_the_unlabelled_images(images):
+    trainer = Trainer(tiny(zoom_weight=1.0), unlabelled=images[0], reference=images[1])
+    model = trainer.model
+    _, terms = srbvae.model_terms(model, *trainer._batch(), trainer.cfg, trainer.noise)
+    assert torch.isfinite(terms["zoom"])
+    terms["zoom"].backward()
+    assert all(g is not None and g.any() for g in _grads(model.z_encoder))
+    for part in (model.e_encoder, model.generator):
+        assert all(g is None or not g.any() for g in _grads(part))
+    off = Trainer(tiny(), unlabelled=images[0], reference=images[1])
+    assert "zoom" not in srbvae.model_terms(off.model, *off._batch(), off.cfg, off.noise)[1]
+    with pytest.raises(ValueError, match="zoom_weight zooms digits"):
+        preset("faces-cpu", zoom_weight=1.0)
+
+
 def test_learning_rate_is_constant_unless_it_decays():
     from train.loop import learning_rate
 
