@@ -10,9 +10,16 @@
 # Environment: TRAIN_LIMIT (s, default 420), SOLO_STEPS (default 600; 0 skips
 # the solo benchmark), DEVICE (default cuda), CLI_SPEED=1 (also time the CLI's
 # batch throughput on the device).
+# Time it takes: the solo run (about 25 s), then TRAIN_LIMIT, then up to a minute
+# or two to export interrupted runs and pack. The runs are packed once before
+# that export too, so a call that runs out of time still brings them back; and
+# they live under runs/ (git-ignored), which a warm device machine keeps for the
+# next call, where a plain `runs-gpu` folder was deleted with the lost call
+# (2026-11-30).
 set -u
 OUT=${OUT:-gpu-out}
-mkdir -p "$OUT" runs-gpu
+RUNS_DIR=runs/gpu
+mkdir -p "$OUT" "$RUNS_DIR"
 export PYTHONUNBUFFERED=1 PYTHONPATH=${PYTHONPATH:-}:$PWD HF_HUB_OFFLINE=1
 nvidia-smi -L 2>/dev/null
 python3 -c "import torch; print('torch', torch.__version__, torch.cuda.is_available() and torch.cuda.get_device_name(0))"
@@ -29,8 +36,8 @@ last_metrics() {  # the last metrics line of a run, shortened
 # The digits preset alone on the GPU: steps/s with nothing else running.
 if [ "$SOLO_STEPS" -gt 0 ]; then
   python3 -m train.fit --preset digits $COMMON --threads 2 --steps "$SOLO_STEPS" \
-    --run-dir runs-gpu/solo-digits > runs-gpu/solo-digits.log 2>&1
-  echo "solo digits preset: $(last_metrics runs-gpu/solo-digits)"
+    --run-dir $RUNS_DIR/solo-digits > $RUNS_DIR/solo-digits.log 2>&1
+  echo "solo digits preset: $(last_metrics $RUNS_DIR/solo-digits)"
 fi
 
 # Runs as "name|train.fit options" arguments; without any, two runs of the first sweep.
@@ -44,8 +51,8 @@ fi
 for spec in "${RUNS[@]}"; do
   name=${spec%%|*}; opts=${spec#*|}
   # SIGINT: the run saves its state between steps, so it can be exported below.
-  timeout -s INT "$TRAIN_LIMIT" python3 -m train.fit $COMMON $opts --run-dir runs-gpu/$name \
-    > runs-gpu/$name.log 2>&1 &
+  timeout -s INT "$TRAIN_LIMIT" python3 -m train.fit $COMMON $opts --run-dir $RUNS_DIR/$name \
+    > $RUNS_DIR/$name.log 2>&1 &
 done
 # test_push needs huggingface_hub's own HTTP client, which a GPU image may lack.
 timeout "$TRAIN_LIMIT" python3 -m pytest -q -p no:cacheprovider --device "$DEVICE" \
@@ -53,14 +60,20 @@ timeout "$TRAIN_LIMIT" python3 -m pytest -q -p no:cacheprovider --device "$DEVIC
 echo "pytest --device $DEVICE: $(tail -n 1 "$OUT/pytest-cuda.log")"
 wait
 
+pack() {  # Files come back at most 16 MB each: the archive travels in parts (cat them to unpack).
+  rm -f "$OUT"/runs-gpu.tgz.part-*
+  tar czf - --exclude=state.pt -C runs gpu | split -b 15M - "$OUT/runs-gpu.tgz.part-"
+}
+pack
+
 # Interrupted runs: export the release at the step their saved state reached.
 for spec in "${RUNS[@]}"; do
   name=${spec%%|*}
-  if [ ! -f runs-gpu/$name/release/model.safetensors ] && [ -f runs-gpu/$name/state.pt ]; then
+  if [ ! -f $RUNS_DIR/$name/release/model.safetensors ] && [ -f $RUNS_DIR/$name/state.pt ]; then
     step=$(python3 -c "import sys, torch; print(torch.load(sys.argv[1], weights_only=True)['step'])" \
-      runs-gpu/$name/state.pt)
-    python3 -m train.fit --resume --run-dir runs-gpu/$name --steps "$step" --device "$DEVICE" --no-progress \
-      >> runs-gpu/$name.log 2>&1 &
+      $RUNS_DIR/$name/state.pt)
+    python3 -m train.fit --resume --run-dir $RUNS_DIR/$name --steps "$step" --device "$DEVICE" --no-progress \
+      >> $RUNS_DIR/$name.log 2>&1 &
   fi
 done
 wait
@@ -71,9 +84,8 @@ if [ "${CLI_SPEED:-0}" = 1 ]; then
 fi
 for spec in "${RUNS[@]}"; do
   name=${spec%%|*}
-  echo "$name: $(last_metrics runs-gpu/$name)"
-  tail -n 1 runs-gpu/$name.log
+  echo "$name: $(last_metrics $RUNS_DIR/$name)"
+  tail -n 1 $RUNS_DIR/$name.log
 done
-# Files come back at most 16 MB each: the archive travels in parts (cat them to unpack).
-tar czf - --exclude=state.pt runs-gpu | split -b 15M - "$OUT/runs-gpu.tgz.part-"
+pack
 ls -la "$OUT"
