@@ -1,5 +1,6 @@
 """The training harness: objectives, the phases of Alg. 1, resume, divergence, the CLI."""
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -12,7 +13,7 @@ import torch
 
 from conftest import device_under_test
 from train import srbvae
-from train.config import CYCLES, preset
+from train.config import CYCLES, TrainConfig, preset
 from train.loop import Trainer, TrainingDiverged, requires_grad, train
 from train.state import STATE_NAME
 
@@ -381,6 +382,18 @@ def test_fit_resume_keeps_the_runs_config(tmp_path, fake_data):
     assert cfg.lr == 3e-3 and cfg.steps == 2 and cfg.threads == 1 and cfg.image_size == 8
     with pytest.raises(ValueError, match="cannot change lr"):
         config_from_args(build_parser().parse_args(["--resume", "--run-dir", str(run), "--lr", "1"]))
+
+
+def test_every_fit_option_says_what_it_does():
+    from train.fit import build_parser
+
+    options = {a.dest: a.help for a in build_parser()._actions}
+    for f in dataclasses.fields(TrainConfig):
+        if f.name in options:  # every field but the bookkeeping ones is an option
+            assert options[f.name].removesuffix(f"({f.type})").strip(), f"--{f.name} has no comment in TrainConfig"
+    # The comment on the field's line, or the lines above it when the line has none:
+    assert "zoomed out" in options["zoom_weight"]
+    assert "cycles whose z terms train G" in options["z_cycles_train_g"]
 
 
 def test_fit_parses_overrides_by_type():

@@ -1,6 +1,7 @@
 """python -m train.fit [--preset digits] [--objective srbvae] [--FIELD VALUE ...] [--resume]
 
-Every TrainConfig field is an option (--steps 2000, --channels 16,32,64,128);
+Every TrainConfig field is an option (--steps 2000, --channels 16,32,64,128), and --help
+shows each with its comment in train/config.py;
 the resolved config is written to the run folder.
 """
 
@@ -8,8 +9,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import inspect
+import io
 import os
 import sys
+import tokenize
 from pathlib import Path
 
 from train.config import PRESETS, TrainConfig, preset
@@ -35,18 +39,47 @@ def _parse_value(field: dataclasses.Field, text: str):
     return text
 
 
+def field_comments(cls: type) -> dict[str, str]:
+    """Each dataclass field's comment in its source: the one on its line, else the comment lines just above it."""
+    comments: dict[str, str] = {}
+    above: list[str] = []  # comment lines since the last field or blank line
+    name, row = None, 0  # the last field seen and its line
+    for tok in tokenize.generate_tokens(io.StringIO(inspect.getsource(cls)).readline):
+        if tok.type == tokenize.COMMENT:
+            text = tok.string.lstrip("#").strip()
+            if tok.start[0] == row:
+                comments[name] = text
+            elif not text.startswith("---"):  # not a section rule such as "# --- data ---"
+                above.append(text)
+        elif tok.type == tokenize.NAME and tok.start[1] == 4 and tok.line[4:].split(":")[0].isidentifier():
+            name, row = tok.string, tok.start[0]  # a class-level "name: type = default"
+            if above:
+                comments[name] = " ".join(above)
+            above = []
+        elif tok.type == tokenize.NL and not tok.line.strip():
+            above = []
+    return comments
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m train.fit", description="Train an rbedit model.")
-    parser.add_argument("--preset", default="digits", choices=sorted(PRESETS))
+    parser = argparse.ArgumentParser(
+        prog="python -m train.fit",
+        description="Train an rbedit model. Every option not given takes the preset's value (train/config.py).",
+    )
+    parser.add_argument(
+        "--preset", default="digits", choices=sorted(PRESETS), help="the named config (train/config.py) the options override"
+    )
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir bit for bit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to metrics.jsonl)")
     # The faces preset's data folders, with their DESIGN spellings.
     parser.add_argument("--reference", dest="reference_dir", help="faces: folder of neutral faces")
     parser.add_argument("--unlabelled", dest="unlabelled_dir", help="faces: folder of faces with expressions")
+    comments = field_comments(TrainConfig)
     for f in dataclasses.fields(TrainConfig):
         if f.name in SKIPPED_FIELDS or f.name in ("reference_dir", "unlabelled_dir"):
             continue
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, metavar=f.name.upper(), help=f"(type {f.type})")
+        help = f"{comments.get(f.name, '')} ({f.type})".lstrip()
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, metavar=f.name.upper(), help=help)
     return parser
 
 
