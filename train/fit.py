@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train an rbedit model. Every option not given takes the preset's value (train/config.py).",
     )
     parser.add_argument(
-        "--preset", default="digits", choices=sorted(PRESETS), help="the named config (train/config.py) the options override"
+        "--preset", default="digits", choices=sorted(PRESETS), help="the named config the options override"
     )
     parser.add_argument("--resume", action="store_true", help="continue the run in --run-dir bit for bit")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (logs still go to metrics.jsonl)")
