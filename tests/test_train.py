@@ -261,8 +261,20 @@ def test_the_zoom_term_trains_z_alone_on_the_unlabelled_images(images):
         assert all(g is None or not g.any() for g in _grads(part))
     off = Trainer(tiny(), unlabelled=images[0], reference=images[1])
     assert "zoom" not in srbvae.model_terms(off.model, *off._batch(), off.cfg, off.noise)[1]
-    with pytest.raises(ValueError, match="zoom_weight zooms digits"):
+    with pytest.raises(ValueError, match="zoom_weight and zoom_recon_weight zoom digits"):
         preset("faces-cpu", zoom_weight=1.0)
+
+
+def test_the_zoomed_reconstruction_trains_every_network_to_draw_the_smaller_digit(images):
+    trainer = Trainer(tiny(zoom_recon_weight=1.0), unlabelled=images[0], reference=images[1])
+    model = trainer.model
+    _, terms = srbvae.model_terms(model, *trainer._batch(), trainer.cfg, trainer.noise)
+    assert torch.isfinite(terms["zoom_recon"]) and "zoom" not in terms
+    terms["zoom_recon"].backward()
+    for part in (model.z_encoder, model.e_encoder, model.generator):
+        assert any(g is not None and g.any() for g in _grads(part))
+    with pytest.raises(ValueError, match="zoom_recon_weight zoom digits"):
+        preset("faces-cpu", zoom_recon_weight=1.0)
 
 
 def test_learning_rate_is_constant_unless_it_decays():

@@ -57,6 +57,10 @@ rbedit extensions (off when their weights are 0, which is the paper):
   change), so z holds no size and G can take size only from e. In the
   digits preset z read scale about as well as e did (probe MAE .056 against
   .050), and transfers followed B's size.
+- zoomed reconstructions (`zoom_recon_weight`, digits only): G(z of an
+  image, e of the same image zoomed out) must draw the zoomed image, a
+  transfer whose answer is known: z holds the full-size digit, so the
+  smaller size has to come from e, and G has to take it from there.
 - feature weights (`feature_weight`, faces only): the reconstructions'
   pixel errors count 1 + k times where the template has brows, eyes and
   lips (train.objectives.feature_weights). A brow raise or an eye
@@ -197,10 +201,17 @@ def model_terms(
         terms["transfer"] = (
             gaussian_nll(z.roll(1, 0).detach(), re_z["transfer"]) + gaussian_nll(e.detach(), re_e["transfer"])
         )
+    if cfg.zoom_weight or cfg.zoom_recon_weight:
+        small = zoom_out(x, torch.empty(b, device=x.device).uniform_(*ZOOM_RANGE, generator=noise))
     if cfg.zoom_weight:
         # −log q(z | zoomed x): the digit drawn smaller keeps its z (Z alone learns; G is not involved).
-        small = zoom_out(x, torch.empty(b, device=x.device).uniform_(*ZOOM_RANGE, generator=noise))
         terms["zoom"] = gaussian_nll(z.detach(), clamp(model.encode_z(small), cfg.min_logvar))
+    if cfg.zoom_recon_weight:
+        # −log p(zoomed x | z of x, e of zoomed x): a transfer whose answer is known. z comes from the
+        # full-size digit, so the smaller size can come only from e.
+        qe_small = _clamp_e(model.encode_e(small), cfg)
+        e_small = _with_noise(qe_small, qe_small.sample(noise), e_noise)
+        terms["zoom_recon"] = laplace_nll(small, model.decode(z_rec, e_small), cfg.laplace_scale, pixel_weight)
     pass_ = Pass(x, z, e, x_r, z_r, x_hat, z_hat, e_hat, x_hat_r, z_hat_r, images.get("neutral"))
     return pass_, terms
 
@@ -275,6 +286,7 @@ def model_loss(terms: dict, cfg) -> torch.Tensor:
         + cfg.reference_e_weight * terms.get("reference_e", 0.0)
         + cfg.decorrelation_weight * terms.get("decorrelation", 0.0)
         + cfg.zoom_weight * terms.get("zoom", 0.0)
+        + cfg.zoom_recon_weight * terms.get("zoom_recon", 0.0)
         + cfg.adversarial_weight * (terms["adv_xi"] + terms["adv_gamma"])
         + cfg.neutral_weight * terms.get("neutral", 0.0)
     )
