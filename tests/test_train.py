@@ -261,19 +261,46 @@ def test_the_zoom_term_trains_z_alone_on_the_unlabelled_images(images):
         assert all(g is None or not g.any() for g in _grads(part))
     off = Trainer(tiny(), unlabelled=images[0], reference=images[1])
     assert "zoom" not in srbvae.model_terms(off.model, *off._batch(), off.cfg, off.noise)[1]
-    with pytest.raises(ValueError, match="zoom_weight and zoom_recon_weight zoom digits"):
+    with pytest.raises(ValueError, match="zoom_weight, zoom_recon_weight and thicken_recon_weight restyle digits"):
         preset("faces-cpu", zoom_weight=1.0)
 
 
-def test_the_zoomed_reconstruction_trains_every_network_to_draw_the_smaller_digit(images):
-    trainer = Trainer(tiny(zoom_recon_weight=1.0), unlabelled=images[0], reference=images[1])
+def test_thicken_widens_strokes_as_the_protocols_dilation_does():
+    from train.data.digits import draw_style, to_model_size
+
+    edges = np.zeros((64, 64), np.float32)
+    edges[12:52, 20:44] = 1.0
+    edges[20:44, 28:36] = 0.0
+
+    def model_image(width):
+        image, _ = draw_style(edges, width=width, colour=(1, 2, 1), scale=1.0)
+        return torch.from_numpy(to_model_size(image, 32)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
+
+    def ink(x):
+        return (x + 1).sum().item()
+
+    def centre(x):
+        weights = (x + 1).sum(dim=(0, 1))
+        rows, cols = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+        return torch.stack([(weights * rows).sum(), (weights * cols).sum()]) / weights.sum()
+
+    thin = model_image(3)
+    thickened = srbvae.thicken(thin)
+    assert ink(thickened) == pytest.approx(ink(model_image(5)), rel=0.02)  # width 3 → 5, as k → k + 2
+    assert torch.allclose(centre(thickened), centre(thin), atol=0.1)  # widened about the stroke, not shifted
+    assert torch.equal(thickened[..., 0, 0], torch.full((1, 3), -1.0))  # the ground stays black
+
+
+@pytest.mark.parametrize("name", ["zoom_recon", "thicken_recon"])
+def test_the_restyled_reconstructions_train_every_network(images, name):
+    trainer = Trainer(tiny(**{f"{name}_weight": 1.0}), unlabelled=images[0], reference=images[1])
     model = trainer.model
     _, terms = srbvae.model_terms(model, *trainer._batch(), trainer.cfg, trainer.noise)
-    assert torch.isfinite(terms["zoom_recon"]) and "zoom" not in terms
-    terms["zoom_recon"].backward()
+    assert torch.isfinite(terms[name]) and {"zoom", "zoom_recon", "thicken_recon"} & set(terms) == {name}
+    terms[name].backward()
     for part in (model.z_encoder, model.e_encoder, model.generator):
         assert any(g is not None and g.any() for g in _grads(part))
-    with pytest.raises(ValueError, match="zoom_recon_weight zoom digits"):
+    with pytest.raises(ValueError, match="thicken_recon_weight restyle digits"):
         preset("faces-cpu", zoom_recon_weight=1.0)
 
 

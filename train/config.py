@@ -66,6 +66,7 @@ class TrainConfig:
     e_max_logvar: float | None = None  # rbedit extension: cap on E's posterior log-variance, srbvae only (None = off)
     zoom_weight: float = 0.0  # rbedit extension: Z reads the same z from a digit zoomed out about its centre (see srbvae.py)
     zoom_recon_weight: float = 0.0  # rbedit extension: G(z of a digit, e of it zoomed out) draws it zoomed out (see srbvae.py)
+    thicken_recon_weight: float = 0.0  # rbedit extension: G(z of a digit, e of it thickened) draws it thickened (see srbvae.py)
     # --- optimisation ---
     steps: int = 4000  # model updates
     batch_size: int = 36  # images per set (unlabelled and reference) per step
@@ -102,9 +103,10 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.e_max_logvar is not None and self.e_max_logvar < self.min_logvar:
             raise ValueError(f"e_max_logvar ({self.e_max_logvar}) is below min_logvar ({self.min_logvar})")
-        if (self.zoom_weight or self.zoom_recon_weight) and self.domain != "digits":
+        if (self.zoom_weight or self.zoom_recon_weight or self.thicken_recon_weight) and self.domain != "digits":
             raise ValueError(
-                "zoom_weight and zoom_recon_weight zoom digits, whose size is a target factor; they need a digits preset"
+                "zoom_weight, zoom_recon_weight and thicken_recon_weight restyle digits, whose size and stroke width "
+                "are target factors; they need a digits preset"
             )
         if self.ink_weight and self.domain != "digits":
             raise ValueError("ink_weight weights digits' strokes; it needs a digits preset (faces: feature_weight)")

@@ -61,6 +61,8 @@ rbedit extensions (off when their weights are 0, which is the paper):
   image, e of the same image zoomed out) must draw the zoomed image, a
   transfer whose answer is known: z holds the full-size digit, so the
   smaller size has to come from e, and G has to take it from there.
+  `thicken_recon_weight` does the same for stroke width, with the image's
+  strokes widened as the protocol's dilation widens them.
 - feature weights (`feature_weight`, faces only): the reconstructions'
   pixel errors count 1 + k times where the template has brows, eyes and
   lips (train.objectives.feature_weights). A brow raise or an eye
@@ -212,6 +214,12 @@ def model_terms(
         qe_small = _clamp_e(model.encode_e(small), cfg)
         e_small = _with_noise(qe_small, qe_small.sample(noise), e_noise)
         terms["zoom_recon"] = laplace_nll(small, model.decode(z_rec, e_small), cfg.laplace_scale, pixel_weight)
+    if cfg.thicken_recon_weight:
+        # The same for stroke width: z of x, e of x thickened, draws x thickened.
+        thick = thicken(x)
+        qe_thick = _clamp_e(model.encode_e(thick), cfg)
+        e_thick = _with_noise(qe_thick, qe_thick.sample(noise), e_noise)
+        terms["thicken_recon"] = laplace_nll(thick, model.decode(z_rec, e_thick), cfg.laplace_scale, pixel_weight)
     pass_ = Pass(x, z, e, x_r, z_r, x_hat, z_hat, e_hat, x_hat_r, z_hat_r, images.get("neutral"))
     return pass_, terms
 
@@ -222,6 +230,16 @@ def zoom_out(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     theta[:, 0, 0] = theta[:, 1, 1] = 1.0 / factor.to(x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x + 1.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1.0
+
+
+def thicken(x: torch.Tensor) -> torch.Tensor:
+    """Each (3, S, S) image of x (in [-1, 1], ink brighter than the black ground) with strokes 2/64 of its side wider.
+
+    The protocol's width is a dilation at 64×64 (k×k, k = 1..10): this one is 3×3 at twice the model's size,
+    so the strokes widen as from k to k + 2, symmetrically about their centre.
+    """
+    big = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    return F.avg_pool2d(F.max_pool2d(big, 3, stride=1, padding=1), 2)
 
 
 def _clamp_e(post: Posterior, cfg) -> Posterior:
@@ -287,6 +305,7 @@ def model_loss(terms: dict, cfg) -> torch.Tensor:
         + cfg.decorrelation_weight * terms.get("decorrelation", 0.0)
         + cfg.zoom_weight * terms.get("zoom", 0.0)
         + cfg.zoom_recon_weight * terms.get("zoom_recon", 0.0)
+        + cfg.thicken_recon_weight * terms.get("thicken_recon", 0.0)
         + cfg.adversarial_weight * (terms["adv_xi"] + terms["adv_gamma"])
         + cfg.neutral_weight * terms.get("neutral", 0.0)
     )
