@@ -300,6 +300,14 @@ def test_the_restyled_reconstructions_train_every_network(images, name):
     terms[name].backward()
     for part in (model.z_encoder, model.e_encoder, model.generator):
         assert any(g is not None and g.any() for g in _grads(part))
+    generator_only = Trainer(
+        tiny(**{f"{name}_weight": 1.0}, restyle_trains_encoders=False), unlabelled=images[0], reference=images[1]
+    )
+    model = generator_only.model
+    srbvae.model_terms(model, *generator_only._batch(), generator_only.cfg, generator_only.noise)[1][name].backward()
+    assert any(g is not None and g.any() for g in _grads(model.generator))
+    for part in (model.z_encoder, model.e_encoder):
+        assert all(g is None or not g.any() for g in _grads(part))
     with pytest.raises(ValueError, match="thicken_recon_weight restyle digits"):
         preset("faces-cpu", zoom_recon_weight=1.0)
 

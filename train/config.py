@@ -67,6 +67,7 @@ class TrainConfig:
     zoom_weight: float = 0.0  # rbedit extension: Z reads the same z from a digit zoomed out about its centre (see srbvae.py)
     zoom_recon_weight: float = 0.0  # rbedit extension: G(z of a digit, e of it zoomed out) draws it zoomed out (see srbvae.py)
     thicken_recon_weight: float = 0.0  # rbedit extension: G(z of a digit, e of it thickened) draws it thickened (see srbvae.py)
+    restyle_trains_encoders: bool = True  # whether the zoomed and thickened reconstructions train Z and E, or G alone
     # --- optimisation ---
     steps: int = 4000  # model updates
     batch_size: int = 36  # images per set (unlabelled and reference) per step

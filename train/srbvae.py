@@ -63,6 +63,9 @@ rbedit extensions (off when their weights are 0, which is the paper):
   smaller size has to come from e, and G has to take it from there.
   `thicken_recon_weight` does the same for stroke width, with the image's
   strokes widened as the protocol's dilation widens them.
+  `restyle_trains_encoders` false lets these terms train G alone: through
+  E they let e carry the digit's shape too (in one digits seed, transfers
+  then drew A's digit as often as B's).
 - feature weights (`feature_weight`, faces only): the reconstructions'
   pixel errors count 1 + k times where the template has brows, eyes and
   lips (train.objectives.feature_weights). A brow raise or an eye
@@ -208,18 +211,18 @@ def model_terms(
     if cfg.zoom_weight:
         # −log q(z | zoomed x): the digit drawn smaller keeps its z (Z alone learns; G is not involved).
         terms["zoom"] = gaussian_nll(z.detach(), clamp(model.encode_z(small), cfg.min_logvar))
+    # Transfers whose answer is known: z of x with e of x restyled draws x restyled.
+    restyled = {}
     if cfg.zoom_recon_weight:
-        # −log p(zoomed x | z of x, e of zoomed x): a transfer whose answer is known. z comes from the
-        # full-size digit, so the smaller size can come only from e.
-        qe_small = _clamp_e(model.encode_e(small), cfg)
-        e_small = _with_noise(qe_small, qe_small.sample(noise), e_noise)
-        terms["zoom_recon"] = laplace_nll(small, model.decode(z_rec, e_small), cfg.laplace_scale, pixel_weight)
+        restyled["zoom_recon"] = small  # z holds the full-size digit, so the smaller size can come only from e
     if cfg.thicken_recon_weight:
-        # The same for stroke width: z of x, e of x thickened, draws x thickened.
-        thick = thicken(x)
-        qe_thick = _clamp_e(model.encode_e(thick), cfg)
-        e_thick = _with_noise(qe_thick, qe_thick.sample(noise), e_noise)
-        terms["thicken_recon"] = laplace_nll(thick, model.decode(z_rec, e_thick), cfg.laplace_scale, pixel_weight)
+        restyled["thicken_recon"] = thicken(x)
+    for name, target in restyled.items():
+        qe_target = _clamp_e(model.encode_e(target), cfg)
+        z_in, e_in = z_rec, _with_noise(qe_target, qe_target.sample(noise), e_noise)
+        if not cfg.restyle_trains_encoders:  # G alone learns to draw what e says
+            z_in, e_in = z_in.detach(), e_in.detach()
+        terms[name] = laplace_nll(target, model.decode(z_in, e_in), cfg.laplace_scale, pixel_weight)
     pass_ = Pass(x, z, e, x_r, z_r, x_hat, z_hat, e_hat, x_hat_r, z_hat_r, images.get("neutral"))
     return pass_, terms
 
