@@ -78,8 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(TrainConfig):
         if f.name in SKIPPED_FIELDS or f.name in ("reference_dir", "unlabelled_dir"):
             continue
-        help = f"{comments.get(f.name, '')} ({f.type})".lstrip()
-        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, metavar=f.name.upper(), help=help)
+        text = f"{comments.get(f.name, '')} ({f.type})".lstrip()
+        parser.add_argument(f"--{f.name.replace('_', '-')}", dest=f.name, metavar=f.name.upper(), help=text)
     return parser
 
 

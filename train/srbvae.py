@@ -236,10 +236,10 @@ def zoom_out(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 
 def thicken(x: torch.Tensor) -> torch.Tensor:
-    """Each (3, S, S) image of x (in [-1, 1], ink brighter than the black ground) with strokes 2/64 of its side wider.
+    """Each (3, S, S) image of x (in [-1, 1], ink brighter than the black ground) with its strokes one pixel wider.
 
-    The protocol's width is a dilation at 64×64 (k×k, k = 1..10): this one is 3×3 at twice the model's size,
-    so the strokes widen as from k to k + 2, symmetrically about their centre.
+    A 3×3 maximum at twice the image's size widens each stroke by half a pixel on either side, so it stays
+    centred. The protocol's width is a k×k dilation at 64×64 (k = 1..10): at the 32×32 model this is k → k + 2.
     """
     big = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
     return F.avg_pool2d(F.max_pool2d(big, 3, stride=1, padding=1), 2)
