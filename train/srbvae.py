@@ -63,9 +63,10 @@ rbedit extensions (off when their weights are 0, which is the paper):
   smaller size has to come from e, and G has to take it from there.
   `thicken_recon_weight` does the same for stroke width, with the image's
   strokes widened as the protocol's dilation widens them.
-  `restyle_trains_encoders` false lets these terms train G alone: through
-  E they let e carry the digit's shape too (in one digits seed, transfers
-  then drew A's digit as often as B's).
+  Through E they let e carry the digit's shape too (in one digits seed of
+  three, transfers then drew A's digit as often as B's).
+  `restyle_trains_encoders` false lets them train G alone; on that seed G
+  then took the digit from e outright (docs/digits.md).
 - feature weights (`feature_weight`, faces only): the reconstructions'
   pixel errors count 1 + k times where the template has brows, eyes and
   lips (train.objectives.feature_weights). A brow raise or an eye
