@@ -232,18 +232,22 @@ def test_e_max_logvar_caps_the_noise_of_es_samples_and_nothing_else(images):
         tiny(e_max_logvar=-9.0)
 
 
-def test_zoom_out_draws_the_protocols_smaller_digit():
+def _block_digit(*, width: int = 3, colour=(1, 1, 1), scale: float = 1.0) -> torch.Tensor:
+    """A block "digit" drawn in the protocol's style at 64×64, as the 32×32 model sees it.
+
+    Returns (1, 3, 32, 32) in [-1, 1].
+    """
     from train.data.digits import draw_style, to_model_size
 
     edges = np.zeros((64, 64), np.float32)
-    edges[12:52, 20:44] = 1.0  # a block "digit", full size
+    edges[12:52, 20:44] = 1.0
     edges[20:44, 28:36] = 0.0
+    image, _ = draw_style(edges, width=width, colour=colour, scale=scale)
+    return torch.from_numpy(to_model_size(image, 32)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
 
-    def model_image(scale):
-        image, _ = draw_style(edges, width=3, colour=(1, 1, 1), scale=scale)
-        return torch.from_numpy(to_model_size(image, 32)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
 
-    full, smaller = model_image(1.0), model_image(0.8)
+def test_zoom_out_draws_the_protocols_smaller_digit():
+    full, smaller = _block_digit(scale=1.0), _block_digit(scale=0.8)
     zoomed = srbvae.zoom_out(full, torch.tensor([0.8]))
     assert (zoomed - smaller).abs().mean() < 0.25 * (full - smaller).abs().mean()
     assert torch.equal(zoomed[..., 0, 0], torch.full((1, 3), -1.0))  # black around it
@@ -266,16 +270,6 @@ def test_the_zoom_term_trains_z_alone_on_the_unlabelled_images(images):
 
 
 def test_thicken_widens_strokes_as_the_protocols_dilation_does():
-    from train.data.digits import draw_style, to_model_size
-
-    edges = np.zeros((64, 64), np.float32)
-    edges[12:52, 20:44] = 1.0
-    edges[20:44, 28:36] = 0.0
-
-    def model_image(width):
-        image, _ = draw_style(edges, width=width, colour=(1, 2, 1), scale=1.0)
-        return torch.from_numpy(to_model_size(image, 32)).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-
     def ink(x):
         return (x + 1).sum().item()
 
@@ -284,9 +278,9 @@ def test_thicken_widens_strokes_as_the_protocols_dilation_does():
         rows, cols = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
         return torch.stack([(weights * rows).sum(), (weights * cols).sum()]) / weights.sum()
 
-    thin = model_image(3)
+    thin, wider = _block_digit(width=3, colour=(1, 2, 1)), _block_digit(width=5, colour=(1, 2, 1))
     thickened = srbvae.thicken(thin)
-    assert ink(thickened) == pytest.approx(ink(model_image(5)), rel=0.02)  # width 3 → 5, as k → k + 2
+    assert ink(thickened) == pytest.approx(ink(wider), rel=0.02)  # width 3 → 5, as k → k + 2
     assert torch.allclose(centre(thickened), centre(thin), atol=0.1)  # widened about the stroke, not shifted
     assert torch.equal(thickened[..., 0, 0], torch.full((1, 3), -1.0))  # the ground stays black
 
