@@ -269,6 +269,28 @@ def test_the_zoom_term_trains_z_alone_on_the_unlabelled_images(images):
         preset("faces-cpu", zoom_weight=1.0)
 
 
+def test_square_symmetry_turns_or_mirrors_every_image_and_keeps_its_pixels():
+    x = torch.randn(64, 3, 5, 5)
+    turned = srbvae.square_symmetry(x, torch.Generator().manual_seed(0))
+    assert not any(torch.equal(a, b) for a, b in zip(turned, x))  # never the identity
+    assert torch.equal(turned.flatten(1).sort().values, x.flatten(1).sort().values)  # the same pixels, moved
+    centre = (slice(None), slice(None), 2, 2)
+    assert torch.equal(turned[centre], x[centre])  # about the centre, where the protocol's digit sits
+
+
+def test_the_symmetry_term_trains_e_alone(images):
+    trainer = Trainer(tiny(e_symmetry_weight=1.0), unlabelled=images[0], reference=images[1])
+    model = trainer.model
+    _, terms = srbvae.model_terms(model, *trainer._batch(), trainer.cfg, trainer.noise)
+    assert torch.isfinite(terms["e_symmetry"])
+    terms["e_symmetry"].backward()
+    assert all(g is not None and g.any() for g in _grads(model.e_encoder))
+    for part in (model.z_encoder, model.generator):
+        assert all(g is None or not g.any() for g in _grads(part))
+    with pytest.raises(ValueError, match="e_symmetry_weight turns digits"):
+        preset("faces-cpu", e_symmetry_weight=1.0)
+
+
 def test_thicken_widens_strokes_as_the_protocols_dilation_does():
     def ink(x):
         return (x + 1).sum().item()

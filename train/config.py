@@ -67,6 +67,7 @@ class TrainConfig:
     zoom_weight: float = 0.0  # rbedit extension: Z reads the same z from a digit zoomed out about its centre (see srbvae.py)
     zoom_recon_weight: float = 0.0  # rbedit extension: G(z of a digit, e of it zoomed out) draws it zoomed out (see srbvae.py)
     thicken_recon_weight: float = 0.0  # rbedit extension: G(z of a digit, e of it thickened) draws it thickened (see srbvae.py)
+    e_symmetry_weight: float = 0.0  # rbedit extension: E reads the same e from a digit turned or mirrored (see srbvae.py)
     restyle_trains_encoders: bool = True  # whether the zoomed and thickened reconstructions train Z and E, or G alone
     # --- optimisation ---
     steps: int = 4000  # model updates
@@ -109,6 +110,8 @@ class TrainConfig:
                 "zoom_weight, zoom_recon_weight and thicken_recon_weight restyle digits, whose size and stroke width "
                 "are target factors; they need a digits preset"
             )
+        if self.e_symmetry_weight and self.domain != "digits":
+            raise ValueError("e_symmetry_weight turns digits, whose style has the square's symmetries; faces' does not")
         if self.ink_weight and self.domain != "digits":
             raise ValueError("ink_weight weights digits' strokes; it needs a digits preset (faces: feature_weight)")
         if isinstance(self.z_cycles_train_g, bool):

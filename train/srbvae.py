@@ -67,6 +67,13 @@ rbedit extensions (off when their weights are 0, which is the paper):
   three, transfers then drew A's digit as often as B's).
   `restyle_trains_encoders` false lets them train G alone; on that seed G
   then took the digit from e outright (docs/digits.md).
+- symmetric e (`e_symmetry_weight`, digits only): E must read the same e
+  from the image turned by a quarter, half or three-quarter turn or
+  mirrored (one of the seven non-trivial symmetries of the square, drawn
+  per image). The protocol's colour, centred size and square dilation do
+  not change under these, but the digit does (a 6 turned is a 9, a 7 is
+  no digit at all), so an e that obeys this can tell apart only shapes
+  that look alike in every orientation. Z and G are not involved.
 - feature weights (`feature_weight`, faces only): the reconstructions'
   pixel errors count 1 + k times where the template has brows, eyes and
   lips (train.objectives.feature_weights). A brow raise or an eye
@@ -212,6 +219,9 @@ def model_terms(
     if cfg.zoom_weight:
         # −log q(z | zoomed x): the digit drawn smaller keeps its z (Z alone learns; G is not involved).
         terms["zoom"] = gaussian_nll(z.detach(), clamp(model.encode_z(small), cfg.min_logvar))
+    if cfg.e_symmetry_weight:
+        # −log q(e | x turned or mirrored): the style survives the symmetry, the digit does not (E alone learns).
+        terms["e_symmetry"] = gaussian_nll(e.detach(), _clamp_e(model.encode_e(square_symmetry(x, noise)), cfg))
     # Transfers whose answer is known: z of x with e of x restyled draws x restyled.
     restyled = {}
     if cfg.zoom_recon_weight:
@@ -234,6 +244,13 @@ def zoom_out(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     theta[:, 0, 0] = theta[:, 1, 1] = 1.0 / factor.to(x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x + 1.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1.0
+
+
+def square_symmetry(x: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
+    """Each (3, S, S) image of x turned and/or mirrored: one of the seven symmetries of the square but the identity."""
+    variants = [torch.rot90(flipped, turns, dims=(-2, -1)) for flipped in (x, x.flip(-1)) for turns in range(4)]
+    pick = torch.randint(1, len(variants), (len(x),), generator=noise, device=x.device)
+    return torch.stack(variants)[pick, torch.arange(len(x), device=x.device)]
 
 
 def thicken(x: torch.Tensor) -> torch.Tensor:
@@ -310,6 +327,7 @@ def model_loss(terms: dict, cfg) -> torch.Tensor:
         + cfg.zoom_weight * terms.get("zoom", 0.0)
         + cfg.zoom_recon_weight * terms.get("zoom_recon", 0.0)
         + cfg.thicken_recon_weight * terms.get("thicken_recon", 0.0)
+        + cfg.e_symmetry_weight * terms.get("e_symmetry", 0.0)
         + cfg.adversarial_weight * (terms["adv_xi"] + terms["adv_gamma"])
         + cfg.neutral_weight * terms.get("neutral", 0.0)
     )
