@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from rbedit.model import ModelConfig, RbVAE
-from train.probe import encode_images, features_of, fit_ridge, probe
+from train.probe import digit_probe, encode_images, features_of, fit_ridge, probe
 
 
 def _factors(rng, n):
@@ -34,6 +34,16 @@ def test_probe_on_noise_is_at_chance():
     # Noise features: no better than predicting the mean (a little worse from overfitting).
     assert np.all(result.mae > 0.95 * result.chance)
     assert result.average > 0.1
+
+
+def test_digit_probe_names_digits_that_the_features_separate_and_guesses_on_noise():
+    rng = np.random.default_rng(3)
+    labels_fit, labels_eval = rng.integers(0, 10, 2000), rng.integers(0, 10, 2000)
+    centres = rng.normal(size=(10, 16))
+    fit, held = (centres[labels] + 0.3 * rng.normal(size=(len(labels), 16)) for labels in (labels_fit, labels_eval))
+    assert digit_probe(fit, labels_fit, held, labels_eval) > 0.95
+    noise = digit_probe(rng.normal(size=(2000, 16)), labels_fit, rng.normal(size=(2000, 16)), labels_eval)
+    assert noise < 0.15  # chance is 0.1
 
 
 def test_ridge_ignores_constant_features():

@@ -185,7 +185,7 @@ def prepare_data(
 def evaluate_model(model, objective: str, data: EvalData, budget: EvalBudget) -> dict:
     """Probe (Table 1) for every feature set of `objective`; edit fidelity for reference-based models."""
     from train.fidelity import reconstruction_fidelity, reference_fidelity, sampling_fidelity, transfer_fidelity
-    from train.probe import FEATURES_BY_OBJECTIVE, encode_images, features_of, probe
+    from train.probe import FEATURES_BY_OBJECTIVE, digit_probe, encode_images, features_of, probe
 
     fit = encode_images(model, data.probe_fit.images, batch_size=budget.batch_size)
     held = encode_images(model, data.probe_eval.images, batch_size=budget.batch_size)
@@ -193,6 +193,9 @@ def evaluate_model(model, objective: str, data: EvalData, budget: EvalBudget) ->
     for feature in FEATURES_BY_OBJECTIVE[objective]:
         scores = probe(features_of(fit, feature), data.probe_fit.factors, features_of(held, feature), data.probe_eval.factors)
         result["probe"][feature] = scores.to_dict(FACTOR_NAMES)
+        result["probe"][feature]["digit_accuracy"] = digit_probe(
+            features_of(fit, feature), data.probe_fit.labels, features_of(held, feature), data.probe_eval.labels
+        )
     seed = data.key.seed
     b = budget.batch_size
     result["reconstruction"] = reconstruction_fidelity(

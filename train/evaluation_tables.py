@@ -49,13 +49,15 @@ def probe_rows(model: dict) -> list[tuple[str, list[str], list[str] | None, str]
 def print_report(report: dict, console: Console) -> None:
     """The probe table beside the paper, edit fidelity, the judge's own scores and the targets."""
     probe = Table(title="Feature-learning probe (Table 1): ridge MAE on held-out digits, lower is better")
-    for col in ("model", "features", *HEADERS, "chance"):
+    for col in ("model", "features", *HEADERS, "chance", "digit read"):
         probe.add_column(col, justify="left" if col in ("model", "features") else "right")
     for m in report["models"]:
-        for feature, measured, paper, chance in probe_rows(m):
-            probe.add_row(_label(m), feature, *measured, chance)
+        for (feature, measured, paper, chance), scores in zip(probe_rows(m), m["probe"].values()):
+            # How often a linear read-out of these features names the digit (not in the paper; older reports lack it).
+            digit = scores.get("digit_accuracy")
+            probe.add_row(_label(m), feature, *measured, chance, "" if digit is None else f"{digit:.1%}")
             if paper:
-                probe.add_row("", "[dim]paper[/dim]", *[f"[dim]{c}[/dim]" for c in paper], "")
+                probe.add_row("", "[dim]paper[/dim]", *[f"[dim]{c}[/dim]" for c in paper], "", "")
     console.print(probe)
 
     redrawn = [m for m in report["models"] if "reconstruction" in m]

@@ -81,6 +81,18 @@ def probe(
     return ProbeResult(mae=mae, average=float(mae.mean()), chance=chance)
 
 
+def digit_probe(fit_features: np.ndarray, fit_labels: np.ndarray, eval_features: np.ndarray,
+                eval_labels: np.ndarray, *, alpha: float = DEFAULT_ALPHA) -> float:
+    """How often a linear read-out names the digit: ridge on one-hot labels, argmax, accuracy on the eval fold.
+
+    Not in the paper: it shows which code carries the digit, the common factor e should leave to z.
+    """
+    classes = np.unique(fit_labels)
+    one_hot = (np.asarray(fit_labels)[:, None] == classes[None, :]).astype(np.float64)
+    scores = fit_ridge(fit_features, one_hot, alpha=alpha)(eval_features)
+    return float((classes[scores.argmax(axis=1)] == np.asarray(eval_labels)).mean())
+
+
 @dataclass
 class Latents:
     """Posterior means of a set of images."""
