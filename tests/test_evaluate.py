@@ -52,6 +52,7 @@ def test_evaluate_runs_end_to_end(tmp_path):
     assert set(by_objective["vae"]["probe"]) == {"all"} and "transfer" not in by_objective["vae"]
     assert all(0 <= m["reconstruction"]["identity_kept"] <= 1 for m in report["models"])  # every model redraws
     assert np.isfinite(by_objective["srbvae"]["probe"]["e"]["average"])
+    assert all(0 <= scores["digit_accuracy"] <= 1 for m in report["models"] for scores in m["probe"].values())
     for part in ("transfer", "sampling", "reference"):
         assert part in by_objective["rbvae"]
     assert 0 <= by_objective["srbvae"]["transfer"]["identity_kept"] <= 1
