@@ -254,12 +254,17 @@ def test_zoom_out_draws_the_protocols_smaller_digit():
     assert torch.allclose(srbvae.zoom_out(full, torch.tensor([1.0])), full, atol=1e-5)
 
 
+def _backward_term(images, name: str, **overrides):
+    """A tiny trainer with `overrides`: its model after term `name` alone (checked finite) went backward, and all terms."""
+    trainer = Trainer(tiny(**overrides), unlabelled=images[0], reference=images[1])
+    _, terms = srbvae.model_terms(trainer.model, *trainer._batch(), trainer.cfg, trainer.noise)
+    assert torch.isfinite(terms[name])
+    terms[name].backward()
+    return trainer.model, terms
+
+
 def test_the_zoom_term_trains_z_alone_on_the_unlabelled_images(images):
-    trainer = Trainer(tiny(zoom_weight=1.0), unlabelled=images[0], reference=images[1])
-    model = trainer.model
-    _, terms = srbvae.model_terms(model, *trainer._batch(), trainer.cfg, trainer.noise)
-    assert torch.isfinite(terms["zoom"])
-    terms["zoom"].backward()
+    model, _ = _backward_term(images, "zoom", zoom_weight=1.0)
     assert all(g is not None and g.any() for g in _grads(model.z_encoder))
     for part in (model.e_encoder, model.generator):
         assert all(g is None or not g.any() for g in _grads(part))
@@ -279,11 +284,7 @@ def test_square_symmetry_turns_or_mirrors_every_image_and_keeps_its_pixels():
 
 
 def test_the_symmetry_term_trains_e_alone(images):
-    trainer = Trainer(tiny(e_symmetry_weight=1.0), unlabelled=images[0], reference=images[1])
-    model = trainer.model
-    _, terms = srbvae.model_terms(model, *trainer._batch(), trainer.cfg, trainer.noise)
-    assert torch.isfinite(terms["e_symmetry"])
-    terms["e_symmetry"].backward()
+    model, _ = _backward_term(images, "e_symmetry", e_symmetry_weight=1.0)
     assert all(g is not None and g.any() for g in _grads(model.e_encoder))
     for part in (model.z_encoder, model.generator):
         assert all(g is None or not g.any() for g in _grads(part))
@@ -309,18 +310,11 @@ def test_thicken_widens_strokes_as_the_protocols_dilation_does():
 
 @pytest.mark.parametrize("name", ["zoom_recon", "thicken_recon"])
 def test_the_restyled_reconstructions_train_every_network(images, name):
-    trainer = Trainer(tiny(**{f"{name}_weight": 1.0}), unlabelled=images[0], reference=images[1])
-    model = trainer.model
-    _, terms = srbvae.model_terms(model, *trainer._batch(), trainer.cfg, trainer.noise)
-    assert torch.isfinite(terms[name]) and {"zoom", "zoom_recon", "thicken_recon"} & set(terms) == {name}
-    terms[name].backward()
+    model, terms = _backward_term(images, name, **{f"{name}_weight": 1.0})
+    assert {"zoom", "zoom_recon", "thicken_recon"} & set(terms) == {name}
     for part in (model.z_encoder, model.e_encoder, model.generator):
         assert any(g is not None and g.any() for g in _grads(part))
-    generator_only = Trainer(
-        tiny(**{f"{name}_weight": 1.0}, restyle_trains_encoders=False), unlabelled=images[0], reference=images[1]
-    )
-    model = generator_only.model
-    srbvae.model_terms(model, *generator_only._batch(), generator_only.cfg, generator_only.noise)[1][name].backward()
+    model, _ = _backward_term(images, name, **{f"{name}_weight": 1.0}, restyle_trains_encoders=False)
     assert any(g is not None and g.any() for g in _grads(model.generator))
     for part in (model.z_encoder, model.e_encoder):
         assert all(g is None or not g.any() for g in _grads(part))
