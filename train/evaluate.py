@@ -191,11 +191,10 @@ def evaluate_model(model, objective: str, data: EvalData, budget: EvalBudget) ->
     held = encode_images(model, data.probe_eval.images, batch_size=budget.batch_size)
     result: dict = {"probe": {}}
     for feature in FEATURES_BY_OBJECTIVE[objective]:
-        scores = probe(features_of(fit, feature), data.probe_fit.factors, features_of(held, feature), data.probe_eval.factors)
+        fit_x, held_x = features_of(fit, feature), features_of(held, feature)
+        scores = probe(fit_x, data.probe_fit.factors, held_x, data.probe_eval.factors)
         result["probe"][feature] = scores.to_dict(FACTOR_NAMES)
-        result["probe"][feature]["digit_accuracy"] = digit_probe(
-            features_of(fit, feature), data.probe_fit.labels, features_of(held, feature), data.probe_eval.labels
-        )
+        result["probe"][feature]["digit_accuracy"] = digit_probe(fit_x, data.probe_fit.labels, held_x, data.probe_eval.labels)
     seed = data.key.seed
     b = budget.batch_size
     result["reconstruction"] = reconstruction_fidelity(

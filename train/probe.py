@@ -81,8 +81,14 @@ def probe(
     return ProbeResult(mae=mae, average=float(mae.mean()), chance=chance)
 
 
-def digit_probe(fit_features: np.ndarray, fit_labels: np.ndarray, eval_features: np.ndarray,
-                eval_labels: np.ndarray, *, alpha: float = DEFAULT_ALPHA) -> float:
+def digit_probe(
+    fit_features: np.ndarray,
+    fit_labels: np.ndarray,
+    eval_features: np.ndarray,
+    eval_labels: np.ndarray,
+    *,
+    alpha: float = DEFAULT_ALPHA,
+) -> float:
     """How often a linear read-out names the digit: ridge on one-hot labels, argmax, accuracy on the eval fold.
 
     Not in the paper: it shows which code carries the digit, the common factor e should leave to z.
