@@ -7,6 +7,7 @@ is an error, never a silent fallback: a user who asked for a GPU wants to know.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch is imported only when a device is actually resolved
@@ -52,3 +53,25 @@ def resolve_device(spec: "str | torch.device" = "auto") -> "torch.device":
     if index >= count:
         raise DeviceError(f"device {norm!r} requested but only {count} CUDA device(s) exist (cuda:0..cuda:{count - 1})")
     return torch.device("cuda", index)
+
+
+# x86 flags of bfloat16 arithmetic in hardware, as Linux's /proc/cpuinfo spells them.
+BFLOAT16_FLAGS = {"avx512_bf16", "amx_bf16"}
+
+
+def cpu_has_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX-512 BF16 or AMX), read from `cpuinfo`.
+
+    Without them PyTorch computes bfloat16 in software, many times slower than float32.
+    False where the file is missing (not Linux) or names no such flag.
+    """
+    try:
+        text = cpuinfo.read_text()
+    except OSError:
+        return False
+    flags = set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "flags":
+            flags.update(value.split())
+    return bool(flags & BFLOAT16_FLAGS)

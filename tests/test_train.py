@@ -386,6 +386,37 @@ def test_bfloat16_changes_the_arithmetic_not_the_weights(objective, images):
         tiny(precision="float16")
 
 
+@pytest.mark.parametrize(
+    "flags, native",
+    [("fpu avx2 avx512f avx512_bf16", True), ("fpu avx2 amx_bf16 amx_tile", True), ("fpu avx2 avx512f", False)],
+)
+def test_the_cpu_has_bfloat16_when_its_flags_name_the_instructions(tmp_path, flags, native):
+    from rbedit.devices import cpu_has_bfloat16
+
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: some cpu\nflags\t\t: {flags}\n\nprocessor\t: 1\n")
+    assert cpu_has_bfloat16(cpuinfo) is native
+    assert cpu_has_bfloat16(tmp_path / "missing") is False  # not Linux: no file to read
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_is_bfloat16_only_on_a_cpu_that_computes_it(tmp_path, fake_data, monkeypatch, native):
+    from train import loop
+    from train.loop import resolve_precision
+
+    monkeypatch.setattr(loop, "cpu_has_bfloat16", lambda: native)
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert resolve_precision("auto", cpu) == ("bfloat16" if native else "float32")
+    assert resolve_precision("auto", cuda) == "float32"
+    assert resolve_precision("float32", cpu) == "float32" and resolve_precision("bfloat16", cuda) == "bfloat16"
+    # The run folder records what was used, so that a resumed run keeps it.
+    cfg = tiny(precision="auto", run_dir=str(tmp_path / "run"), steps=1)
+    run = train(cfg, progress=False)
+    expected = resolve_precision("auto", torch.device(device_under_test()))
+    assert json.loads((run / "config.json").read_text())["precision"] == expected
+    assert Trainer(cfg, unlabelled=fake_data[0], reference=fake_data[1]).cfg.precision == expected
+
+
 def _state(run_dir):
     return torch.load(Path(run_dir) / STATE_NAME, map_location="cpu", weights_only=True)["modules"]
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 OBJECTIVES = ("srbvae", "rbvae", "vae", "betavae")
 DECORRELATION_SIDES = ("e", "z", "both")  # which encoder learns from the decorrelation term
 CYCLES = ("swap", "neutral", "transfer")  # the rbedit cycles (train/srbvae.py)
-PRECISIONS = ("float32", "bfloat16")
+PRECISIONS = ("float32", "bfloat16", "auto")
 
 
 @dataclass
@@ -80,7 +80,9 @@ class TrainConfig:
     seed: int = 0  # seeds initialisation, batches, noise and dropout
     device: str = "auto"  # auto | cpu | cuda[:N]
     threads: int = 0  # torch CPU threads; 0 = torch's default
-    precision: str = "float32"  # float32 | bfloat16: the forward passes under bfloat16 autocast (weights stay float32)
+    # float32 | bfloat16: the forward passes under bfloat16 autocast (weights stay float32);
+    # auto: bfloat16 on a CPU with bfloat16 instructions, else float32 (train.loop.resolve_precision)
+    precision: str = "float32"
     # --- bookkeeping ---
     run_dir: str = "runs/digits"  # where config, state, samples, metrics and release go
     save_every: int = 500  # steps between resume-state saves
@@ -215,16 +217,17 @@ PRESETS: dict[str, dict] = {
             "87.6 / 85.2 / 87.5 % (83.5 / 81.1 / 84.4 %); e names the digit 29-34 % of the time (a collapsed run: "
             "60-75 %). Retrained on two threads, seed 1 (shipped) kept 84.3 %, but seed 0 lost digits: kept 56.0 %, "
             "G redraws 66.7 % (docs/digits.md, The shipped preset)",
-            "precision": "bfloat16 autocast for the forward passes (weights and optimiser stay float32): with the "
-            "three terms above the preset steps 1.54/s on a 2-core CPU with AVX-512 bfloat16 against 1.11 in "
-            "float32, which would overrun the hour. Without them, seed 0: e-probe .0443 vs .044, transfer style "
-            ".079 vs .074, B's digit kept 81.2 vs 80.5 %. Pass --precision float32 on a CPU that computes "
-            "bfloat16 in software, and on a GPU (H200, the preset before these terms: 18.1 vs 15.0 steps/s)",
+            "precision": "auto: bfloat16 autocast for the forward passes (weights and optimiser stay float32) on a "
+            "CPU with AVX-512 or AMX bfloat16 instructions, float32 elsewhere. On such a CPU, 2 threads, the preset "
+            "steps 1.54/s in bfloat16 against 1.11 in float32, which would overrun the hour. Without the three terms "
+            "above, seed 0: e-probe .0443 vs .044, transfer style .079 vs .074, B's digit kept 81.2 vs 80.5 %. An "
+            "AVX2-only CPU (AMD EPYC) computes bfloat16 in software: 0.051 steps/s against 0.456 in float32. On a GPU "
+            "(H200, the preset before these terms) float32 was faster: 18.1 vs 15.0 steps/s",
         },
         steps=4000, lr=5e-4, channels=(16, 32, 64, 128), disc_channels=(16, 32, 64, 64),
         neutral_weight=1000.0, swap_weight=10.0, reference_e_weight=10.0,
         e_inject="levels-only", z_dim=16, transfer_weight=10.0, z_cycles_train_g=("swap",),
-        zoom_recon_weight=1.0, thicken_recon_weight=1.0, e_symmetry_weight=10.0, precision="bfloat16",
+        zoom_recon_weight=1.0, thicken_recon_weight=1.0, e_symmetry_weight=10.0, precision="auto",
     ),
     # The paper's scale, for a GPU: 64×64, wider networks, lr 1e-4, 30 epochs of 60k.
     "digits-paper": _preset({}, image_size=64, steps=50000, **PAPER_WIDTHS),
