@@ -386,6 +386,35 @@ def test_bfloat16_changes_the_arithmetic_not_the_weights(objective, images):
         tiny(precision="float16")
 
 
+def _gradient_norm(optimizer) -> float:
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    return float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+
+
+@pytest.mark.parametrize("objective", ["srbvae", "vae"])
+def test_gradient_norms_are_logged_and_clipped_only_when_asked(objective, images):
+    logs, stepped = {}, {}  # per clip: the logged norms, and the norms each optimiser stepped with
+    for clip in (0.0, 1e-3):
+        trainer = Trainer(tiny(objective=objective, clip_grad_norm=clip), unlabelled=images[0], reference=images[1])
+        stepped[clip] = {}
+        for name, opt in trainer.optimizers.items():
+            def step(*args, _name=name, _opt=opt, _step=opt.step, **kwargs):
+                stepped[clip][_name] = _gradient_norm(_opt)
+                return _step(*args, **kwargs)
+
+            opt.step = step
+        logs[clip] = trainer.step()
+    names = {"srbvae": {"model", "disc"}, "vae": {"model"}}[objective]
+    assert set(stepped[0.0]) == names
+    for name in names:
+        logged = logs[0.0][f"grad_{name}"]
+        assert logged > 10 * 1e-3 and logs[1e-3][f"grad_{name}"] == logged  # the norm before clipping
+        assert stepped[0.0][name] == pytest.approx(logged, rel=1e-5)  # off: the gradients as they were
+        assert stepped[1e-3][name] == pytest.approx(1e-3, rel=1e-4)  # on: scaled down to the limit
+    with pytest.raises(ValueError, match="clip_grad_norm must be positive"):
+        tiny(clip_grad_norm=-1.0)
+
+
 @pytest.mark.parametrize(
     "flags, native",
     [("fpu avx2 avx512f avx512_bf16", True), ("fpu avx2 amx_bf16 amx_tile", True), ("fpu avx2 avx512f", False)],

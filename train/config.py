@@ -76,6 +76,9 @@ class TrainConfig:
     lr_decay_from: float = 1.0  # fraction of the steps after which lr falls linearly towards 0 (1 = constant)
     betas: tuple[float, float] = (0.5, 0.99)  # Adam β1, β2
     eps: float = 1e-8  # Adam ε
+    # rbedit extension: rescale each optimiser's gradients (models, discriminators) to at most this norm
+    # before its step (0 = off); metrics.jsonl logs the norms before clipping as grad_model and grad_disc
+    clip_grad_norm: float = 0.0
     ema_decay: float = 0.0  # rbedit extension: release an exponential moving average of the model's weights (0 = off)
     seed: int = 0  # seeds initialisation, batches, noise and dropout
     device: str = "auto"  # auto | cpu | cuda[:N]
@@ -103,6 +106,8 @@ class TrainConfig:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.decorrelation_trains not in DECORRELATION_SIDES:
             raise ValueError(f"decorrelation_trains must be e, z or both, got {self.decorrelation_trains!r}")
+        if self.clip_grad_norm < 0:
+            raise ValueError(f"clip_grad_norm must be positive (or 0 for off), got {self.clip_grad_norm}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.e_max_logvar is not None and self.e_max_logvar < self.min_logvar:

@@ -190,8 +190,9 @@ class Trainer:
         opt = self.optimizers["model"]
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
+        norms = self._clip_gradients()
         opt.step()
-        return {k: float(v.detach()) for k, v in terms.items()}
+        return {k: float(v.detach()) for k, v in terms.items()} | norms
 
     def _srbvae_step(self, x: torch.Tensor, x_r: torch.Tensor) -> dict[str, float]:
         cfg = self.cfg
@@ -218,9 +219,24 @@ class Trainer:
         sum(d_terms.values()).backward()
         requires_grad(self.model, True)
         # Update (lines 19-20): both gradients were taken at the same parameters.
+        norms = self._clip_gradients()
         for opt in self.optimizers.values():
             opt.step()
-        return {k: float(v.detach()) for k, v in (terms | d_terms).items()}
+        return {k: float(v.detach()) for k, v in (terms | d_terms).items()} | norms
+
+    @torch.no_grad()
+    def _clip_gradients(self) -> dict[str, float]:
+        """Each optimiser's gradient norm (grad_model, grad_disc), taken before clipping; with
+        cfg.clip_grad_norm set, gradients above it are scaled down to it."""
+        norms = {}
+        for name, opt in self.optimizers.items():
+            grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
+            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
+            if self.cfg.clip_grad_norm and norm > self.cfg.clip_grad_norm:
+                for g in grads:
+                    g.mul_(self.cfg.clip_grad_norm / norm)
+            norms[f"grad_{name}"] = float(norm)
+        return norms
 
     def _check_finite(self, terms: dict) -> None:
         bad = [k for k, v in terms.items() if not math.isfinite(float(v.detach()))]
