@@ -224,19 +224,16 @@ class Trainer:
             opt.step()
         return {k: float(v.detach()) for k, v in (terms | d_terms).items()} | norms
 
-    @torch.no_grad()
     def _clip_gradients(self) -> dict[str, float]:
         """Each optimiser's gradient norm (grad_model, grad_disc), taken before clipping; with
-        cfg.clip_grad_norm set, gradients above it are scaled down to it."""
-        norms = {}
-        for name, opt in self.optimizers.items():
-            grads = [p.grad for group in opt.param_groups for p in group["params"] if p.grad is not None]
-            norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads]))
-            if self.cfg.clip_grad_norm and norm > self.cfg.clip_grad_norm:
-                for g in grads:
-                    g.mul_(self.cfg.clip_grad_norm / norm)
-            norms[f"grad_{name}"] = float(norm)
-        return norms
+        cfg.clip_grad_norm set, gradients above it are scaled down to it (off: scaled by exactly 1)."""
+        max_norm = self.cfg.clip_grad_norm or math.inf
+        return {
+            f"grad_{name}": float(torch.nn.utils.clip_grad_norm_(
+                [p for group in opt.param_groups for p in group["params"]], max_norm
+            ))
+            for name, opt in self.optimizers.items()
+        }
 
     def _check_finite(self, terms: dict) -> None:
         bad = [k for k, v in terms.items() if not math.isfinite(float(v.detach()))]
@@ -302,12 +299,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         raise FileNotFoundError(f"{run_dir}: no {STATE_NAME} to resume from")
     if not resume and (run_dir / STATE_NAME).exists():
         raise FileExistsError(f"{run_dir} already holds a run; pass --resume to continue it or choose --run-dir")
-    # The run folder records the precision used, so a resumed run keeps it on any machine.
-    cfg = dataclasses.replace(cfg, precision=resolve_precision(cfg.precision, resolve_device(cfg.device)))
-    (run_dir / "config.json").write_text(cfg.to_json())
 
     data = training_sets(cfg)
     trainer = Trainer(cfg, unlabelled=data.unlabelled, reference=data.reference, template=data.template)
+    # The trainer's config has the precision resolved: the run folder records what was used,
+    # so a resumed run keeps it on any machine.
+    cfg = trainer.cfg
+    (run_dir / "config.json").write_text(cfg.to_json())
     if resume:
         trainer.load(run_dir)
     (run_dir / "samples").mkdir(exist_ok=True)
