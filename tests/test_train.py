@@ -235,6 +235,25 @@ def test_e_max_logvar_caps_the_noise_of_es_samples_and_nothing_else(images):
         tiny(e_max_logvar=-9.0)
 
 
+def test_cycle_min_logvar_floors_the_cycles_latent_terms_and_nothing_else(images):
+    def terms_of(**fields):
+        trainer = Trainer(tiny(transfer_weight=1.0, **fields), unlabelled=images[0], reference=images[1])
+        x, x_r = trainer._batch()
+        noise = torch.Generator(device=trainer.device).manual_seed(0)
+        return srbvae.model_terms(trainer.model, x, x_r, trainer.cfg, noise)[1]
+
+    free, floored = terms_of(), terms_of(cycle_min_logvar=3.0)  # above every log-variance of an untrained encoder
+    for name in ("swap", "neutral_cycle", "transfer"):
+        # Under a wider posterior the same error costs less, and the log-variance term more: the values move.
+        assert not torch.isclose(free[name], floored[name]), name
+    for name in ("recon", "recon_ref", "latent", "reference_e"):  # the paper's terms, and E on references
+        assert torch.equal(free[name], floored[name]), name
+    with pytest.raises(ValueError, match=r"cycle_min_logvar \(-9.0\) is below min_logvar"):
+        tiny(cycle_min_logvar=-9.0)
+    with pytest.raises(ValueError, match=r"cycle_min_logvar \(-1.0\) is above e_max_logvar"):
+        tiny(cycle_min_logvar=-1.0, e_max_logvar=-2.0)
+
+
 def _block_digit(*, width: int = 3, colour=(1, 1, 1), scale: float = 1.0) -> torch.Tensor:
     """A block "digit" drawn in the protocol's style at 64×64, as the 32×32 model sees it.
 

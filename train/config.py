@@ -64,6 +64,7 @@ class TrainConfig:
     recon_noise_e: float | None = None  # rbedit extension: the same for e alone (None: recon_noise)
     min_logvar: float = -8.0  # clamp of posterior log-variances, keeps latent NLLs finite
     e_max_logvar: float | None = None  # rbedit extension: cap on E's posterior log-variance, srbvae only (None = off)
+    cycle_min_logvar: float | None = None  # rbedit extension: log-variance floor the cycles' latent NLLs are scored under (see srbvae.py; None = min_logvar)
     zoom_weight: float = 0.0  # rbedit extension: Z reads the same z from a digit zoomed out about its centre (see srbvae.py)
     zoom_recon_weight: float = 0.0  # rbedit extension: G(z of a digit, e of it zoomed out) draws it zoomed out (see srbvae.py)
     thicken_recon_weight: float = 0.0  # rbedit extension: G(z of a digit, e of it thickened) draws it thickened (see srbvae.py)
@@ -112,6 +113,10 @@ class TrainConfig:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.e_max_logvar is not None and self.e_max_logvar < self.min_logvar:
             raise ValueError(f"e_max_logvar ({self.e_max_logvar}) is below min_logvar ({self.min_logvar})")
+        if self.cycle_min_logvar is not None and self.cycle_min_logvar < self.min_logvar:
+            raise ValueError(f"cycle_min_logvar ({self.cycle_min_logvar}) is below min_logvar ({self.min_logvar})")
+        if None not in (self.cycle_min_logvar, self.e_max_logvar) and self.cycle_min_logvar > self.e_max_logvar:
+            raise ValueError(f"cycle_min_logvar ({self.cycle_min_logvar}) is above e_max_logvar ({self.e_max_logvar})")
         if (self.zoom_weight or self.zoom_recon_weight or self.thicken_recon_weight) and self.domain != "digits":
             raise ValueError(
                 "zoom_weight, zoom_recon_weight and thicken_recon_weight restyle digits, whose size and stroke width "

@@ -52,6 +52,13 @@ rbedit extensions (off when their weights are 0, which is the paper):
   passes no gradient above the cap, so E's log-variance head drifts there
   (sd about 1.1 in a release trained with the cap): the editor reads only
   posterior means, but a released E's variance is not its training noise.
+- floored cycle noise (`cycle_min_logvar`): the swap, neutral and transfer
+  cycles score their latents under the re-encoded posterior with its
+  log-variance floored here rather than at min_logvar. Under a confident
+  posterior (log-variance near −8) a code read back wrong costs e^8 times
+  its squared error, and in the digits preset's float32 seed 0 six of seven
+  loss spikes came one step after such a jump in a cycle's term
+  (docs/digits.md). The paper's Eq. 10 terms keep min_logvar.
 - zoomed z (`zoom_weight`, digits only): Z must read the same z from the
   image zoomed out about its centre (by ZOOM_RANGE, the protocol's own size
   change), so z holds no size and G can take size only from e. In the
@@ -196,10 +203,12 @@ def model_terms(
         # A reference digit's z with an unlabelled image's e must re-encode to both.
         # z_r carries no style (all references share one), so this asks Z to ignore
         # the style that e put into the image.
-        terms["swap"] = gaussian_nll(z_r.detach(), re_z["swap"]) + gaussian_nll(e.detach(), re_e["swap"])
+        terms["swap"] = gaussian_nll(z_r.detach(), _cycle(re_z["swap"], cfg)) + gaussian_nll(
+            e.detach(), _cycle(re_e["swap"], cfg)
+        )
     if cfg.neutral_weight:
         # The neutralised image keeps the common factors: it re-encodes to the z it came from.
-        terms["neutral_cycle"] = gaussian_nll(z.detach(), re_z["neutral"])
+        terms["neutral_cycle"] = gaussian_nll(z.detach(), _cycle(re_z["neutral"], cfg))
     if cfg.reference_e_weight:
         # −log q(e_r | x_r): E reads the reference style as e_r (e_r learns from this too).
         terms["reference_e"] = gaussian_nll(model.reference_e(len(x_r)), _clamp_e(model.encode_e(x_r), cfg))
@@ -212,7 +221,8 @@ def model_terms(
     if cfg.transfer_weight:
         # B's z with A's e (A = the next image of the batch) keeps B's z and takes A's e.
         terms["transfer"] = (
-            gaussian_nll(z.roll(1, 0).detach(), re_z["transfer"]) + gaussian_nll(e.detach(), re_e["transfer"])
+            gaussian_nll(z.roll(1, 0).detach(), _cycle(re_z["transfer"], cfg))
+            + gaussian_nll(e.detach(), _cycle(re_e["transfer"], cfg))
         )
     if cfg.zoom_weight or cfg.zoom_recon_weight:
         small = zoom_out(x, torch.empty(b, device=x.device).uniform_(*ZOOM_RANGE, generator=noise))
@@ -266,6 +276,11 @@ def thicken(x: torch.Tensor) -> torch.Tensor:
 def _clamp_e(post: Posterior, cfg) -> Posterior:
     """E's posterior clamped, its log-variance capped at e_max_logvar where that is set."""
     return clamp(post, cfg.min_logvar, cfg.e_max_logvar)
+
+
+def _cycle(post: Posterior, cfg) -> Posterior:
+    """A cycle's re-encoded posterior, its log-variance floored at cycle_min_logvar where that is set."""
+    return post if cfg.cycle_min_logvar is None else clamp(post, cfg.cycle_min_logvar)
 
 
 def _with_noise(post: Posterior, sample: torch.Tensor, scale: float) -> torch.Tensor:
