@@ -58,7 +58,8 @@ rbedit extensions (off when their weights are 0, which is the paper):
   posterior (log-variance near −8) a code read back wrong costs e^8 times
   its squared error, and in the digits preset's float32 seed 0 six of seven
   loss spikes came one step after such a jump in a cycle's term
-  (docs/digits.md). The paper's Eq. 10 terms keep min_logvar.
+  (docs/digits.md); with the floor at −4 that seed had none. The paper's
+  Eq. 10 terms keep min_logvar.
 - zoomed z (`zoom_weight`, digits only): Z must read the same z from the
   image zoomed out about its centre (by ZOOM_RANGE, the protocol's own size
   change), so z holds no size and G can take size only from e. In the
