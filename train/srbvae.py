@@ -197,6 +197,8 @@ def model_terms(
     z_inputs = [images[k].detach() if k in cycles and k not in cfg.z_cycles_train_g else images[k] for k in z_from]
     re_z = _split(clamp(model.encode_z(torch.cat(z_inputs)), cfg.min_logvar), z_from)
     re_e = _split(_clamp_e(model.encode_e(torch.cat([images[k] for k in e_from])), cfg), e_from)
+    # The cycles' codes are scored under a log-variance floored at cycle_min_logvar, where that is set.
+    re_z, re_e = ({k: _cycle(post, cfg) if k in cycles else post for k, post in re.items()} for re in (re_z, re_e))
     terms["latent"] = (
         gaussian_nll(z_hat, re_z["x_hat"]) + gaussian_nll(e_hat, re_e["x_hat"]) + gaussian_nll(z_hat_r, re_z["x_hat_r"])
     )
@@ -204,12 +206,10 @@ def model_terms(
         # A reference digit's z with an unlabelled image's e must re-encode to both.
         # z_r carries no style (all references share one), so this asks Z to ignore
         # the style that e put into the image.
-        terms["swap"] = gaussian_nll(z_r.detach(), _cycle(re_z["swap"], cfg)) + gaussian_nll(
-            e.detach(), _cycle(re_e["swap"], cfg)
-        )
+        terms["swap"] = gaussian_nll(z_r.detach(), re_z["swap"]) + gaussian_nll(e.detach(), re_e["swap"])
     if cfg.neutral_weight:
         # The neutralised image keeps the common factors: it re-encodes to the z it came from.
-        terms["neutral_cycle"] = gaussian_nll(z.detach(), _cycle(re_z["neutral"], cfg))
+        terms["neutral_cycle"] = gaussian_nll(z.detach(), re_z["neutral"])
     if cfg.reference_e_weight:
         # −log q(e_r | x_r): E reads the reference style as e_r (e_r learns from this too).
         terms["reference_e"] = gaussian_nll(model.reference_e(len(x_r)), _clamp_e(model.encode_e(x_r), cfg))
@@ -222,8 +222,7 @@ def model_terms(
     if cfg.transfer_weight:
         # B's z with A's e (A = the next image of the batch) keeps B's z and takes A's e.
         terms["transfer"] = (
-            gaussian_nll(z.roll(1, 0).detach(), _cycle(re_z["transfer"], cfg))
-            + gaussian_nll(e.detach(), _cycle(re_e["transfer"], cfg))
+            gaussian_nll(z.roll(1, 0).detach(), re_z["transfer"]) + gaussian_nll(e.detach(), re_e["transfer"])
         )
     if cfg.zoom_weight or cfg.zoom_recon_weight:
         small = zoom_out(x, torch.empty(b, device=x.device).uniform_(*ZOOM_RANGE, generator=noise))
