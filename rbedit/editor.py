@@ -32,6 +32,7 @@ from rbedit.devices import resolve_device
 from rbedit.hub import ResolvedModel, resolve_model
 from rbedit.imageio import Picture, from_array, from_pil, read_image
 from rbedit.model import ModelConfig, RbVAE
+from rbedit.model.config import E_PRIORS
 from rbedit.pixels import model_to_uint8, uint8_to_model
 from rbedit.prepare import prepare
 
@@ -132,24 +133,45 @@ class Editor:
         """G(z_x, e_x) from posterior means."""
         return self._batched(x, lambda c: self.model.decode(self.model.encode_z(c).mu, self.model.encode_e(c).mu))
 
-    def sample_e(self, n: int, *, seed: int | None = None, temperature: float = 1.0) -> torch.Tensor:
-        """n draws e ~ N(0, T² I), (n, e_dim); drawn on the CPU so a seed gives the same e on any device."""
+    def sample_e(
+        self, n: int, *, seed: int | None = None, temperature: float = 1.0, prior: str | None = None
+    ) -> torch.Tensor:
+        """n draws of e, (n, e_dim), with the noise scaled by T.
+
+        prior: "fitted" (the Gaussian the checkpoint carries: mean + T · L·noise), "standard"
+        (the paper's N(0, T² I)) or None (fitted when the checkpoint has one). The noise is
+        drawn on the CPU so a seed gives the same e on any device.
+        """
+        prior = prior or self.config.e_prior
+        if prior not in E_PRIORS:
+            raise ValueError(f"prior must be one of {E_PRIORS}, got {prior!r}")
+        if prior == "fitted" and self.config.e_prior != "fitted":
+            raise ValueError("this model carries no fitted prior of e; sample with prior='standard'")
         generator = torch.Generator()
         if seed is None:
             generator.seed()
         else:
             generator.manual_seed(seed)
-        e = torch.randn((n, self.config.e_dim), generator=generator) * temperature
-        return e.to(self.device)
+        noise = (torch.randn((n, self.config.e_dim), generator=generator) * temperature).to(self.device)
+        if prior == "standard":
+            return noise
+        with torch.inference_mode():
+            return self.model.prior_e(noise)
 
     def sample_tensor(
-        self, x: torch.Tensor, n: int, *, seed: int | None = None, temperature: float = 1.0
+        self,
+        x: torch.Tensor,
+        n: int,
+        *,
+        seed: int | None = None,
+        temperature: float = 1.0,
+        prior: str | None = None,
     ) -> torch.Tensor:
         """n images G(z_x, e_k) for one prepared input x (1, 3, S, S) or (3, S, S)."""
         if x.ndim == 3:
             x = x[None]
         z, _ = self.encode_tensor(x[:1])
-        e = self.sample_e(n, seed=seed, temperature=temperature)
+        e = self.sample_e(n, seed=seed, temperature=temperature, prior=prior)
         with torch.inference_mode():
             parts = [
                 self.model.decode(z.expand(len(e[i : i + self.batch_size]), -1), e[i : i + self.batch_size])
@@ -191,12 +213,20 @@ class Editor:
         batch = self._inputs(images)
         return batch.restore(self.reconstruct_tensor(batch.x))
 
-    def sample(self, image: ImageLike, n: int = 8, *, seed: int | None = None, temperature: float = 1.0):
-        """n versions of one image keeping z, with e ~ N(0, T² I): a list (PIL), (n, S, S, 3) array or (n, 3, S, S) tensor."""
+    def sample(
+        self,
+        image: ImageLike,
+        n: int = 8,
+        *,
+        seed: int | None = None,
+        temperature: float = 1.0,
+        prior: str | None = None,
+    ):
+        """n versions of one image keeping z, with new e (see sample_e): a list (PIL), (n, S, S, 3) array or (n, 3, S, S) tensor."""
         batch = self._inputs(image)
         if not batch.single:
             raise ValueError("sample takes one image")
-        out = self.sample_tensor(batch.x, n, seed=seed, temperature=temperature)
+        out = self.sample_tensor(batch.x, n, seed=seed, temperature=temperature, prior=prior)
         kind = batch.kinds[0]
         many = _Batch(out, False, [kind] * n, batch.alphas * n, batch.tensor_device, batch.tensor_in, kind == "array")
         return many.restore(out)

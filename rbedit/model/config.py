@@ -6,9 +6,11 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
-FORMAT_VERSION = 1
+# 2: e_prior (a checkpoint may carry the Gaussian its samples of e are drawn from).
+FORMAT_VERSION = 2
 DOMAINS = ("digits", "faces")
 E_INJECTIONS = ("input", "every-level", "levels-only")
+E_PRIORS = ("standard", "fitted")
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,13 @@ class ModelConfig:
     # of G's drawing, so that e can decide where and how large G draws what z
     # holds (False: off; in its one digits run e took the digit, see docs/digits.md).
     e_warp: bool = False
+    # What `sample` draws e from: "standard" (the paper's prior N(0, I)) or "fitted"
+    # (rbedit extension: a Gaussian fitted to the training images' aggregate posterior
+    # q(e), stored beside the weights as e_prior_mean and e_prior_scale_tril). The
+    # encoder's e does not fill N(0, I), so prior draws miss the data's styles (half
+    # their spread, other sizes and widths) and lose more digits (docs/digits.md,
+    # "Sampling e where the data is").
+    e_prior: str = "standard"
     # Faces only: mean landmark shape in crop pixel coordinates, 68 (x, y) pairs.
     template: tuple[tuple[float, float], ...] | None = None
     format_version: int = FORMAT_VERSION
@@ -55,6 +64,8 @@ class ModelConfig:
             raise ValueError(f"e_pool must be a power of two from 1 to image_size, got {self.e_pool}")
         if self.e_inject not in E_INJECTIONS:
             raise ValueError(f"e_inject must be one of {E_INJECTIONS}, got {self.e_inject!r}")
+        if self.e_prior not in E_PRIORS:
+            raise ValueError(f"e_prior must be one of {E_PRIORS}, got {self.e_prior!r}")
         if self.format_version > FORMAT_VERSION:
             raise ValueError(
                 f"checkpoint format {self.format_version} is newer than this rbedit "

@@ -38,6 +38,10 @@ class RbVAE(nn.Module):
         self.generator = Generator(config.channels, config.z_dim, config.e_dim, config.e_inject, config.e_warp)
         # e_r: the constant target factors of the reference set (neutral face, plain digit).
         self.e_ref = nn.Parameter(torch.zeros(config.e_dim))
+        if config.e_prior == "fitted":
+            # The Gaussian N(mean, L Lᵀ) that `sample` draws e from; set by fitting, not by SGD.
+            self.register_buffer("e_prior_mean", torch.zeros(config.e_dim))
+            self.register_buffer("e_prior_scale_tril", torch.eye(config.e_dim))
 
     @property
     def device(self) -> torch.device:
@@ -61,6 +65,12 @@ class RbVAE(nn.Module):
     def reference_e(self, batch: int) -> torch.Tensor:
         """e_r repeated for a batch: (batch, e_dim)."""
         return self.e_ref.unsqueeze(0).expand(batch, -1)
+
+    def prior_e(self, noise: torch.Tensor) -> torch.Tensor:
+        """Draws of e for sampling from standard normal noise (n, e_dim): N(0, I), or the fitted Gaussian."""
+        if self.config.e_prior == "standard":
+            return noise
+        return self.e_prior_mean + noise @ self.e_prior_scale_tril.T
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Reconstruct from posterior means (what `rbedit reconstruct` does)."""
