@@ -4,6 +4,7 @@
     editor = rbedit.load("digits")                 # or a folder, or "org/repo@rev"
     out = editor.transfer("style.png", "digit.png")  # digit.png with style.png's e
     grid = editor.sample("digit.png", n=8, seed=0)
+    rbedit.load("digits", refine=30)               # latents fitted by 30 steps past the encoder's
 
 Images may be file paths, PIL images, numpy arrays ((H, W[, C]) or a batch
 (B, H, W, C); uint8, or float in [0, 1]) or torch tensors. Paths, PIL images
@@ -19,7 +20,7 @@ for tensors; a list in gives a list out. Faces give the edited aligned crop
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Union
 
@@ -42,7 +43,7 @@ DEFAULT_BATCH_SIZE = 64
 
 @dataclass
 class Latents:
-    """Posterior means: z (B, z_dim) common factors, e (B, e_dim) target factors."""
+    """Posterior means (refined when the editor refines): z (B, z_dim) common factors, e (B, e_dim) target factors."""
 
     z: Any  # numpy float32, or torch tensor when the input was a tensor
     e: Any
@@ -59,11 +60,16 @@ class Editor:
         landmarks: str = "dlib",
         face: str = "largest",
         source: ResolvedModel | None = None,
+        refine: int = 0,
     ) -> None:
+        """refine: Adam steps that fit each image's z and e past the encoder's means (RbVAE.refine; 0: none)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+        if refine < 0:
+            raise ValueError(f"refine must be ≥ 0 steps, got {refine}")
         self.model = model.eval()
         self.batch_size = batch_size
+        self.refine = refine
         self.landmarks = landmarks
         self.face = face
         self.source = source
@@ -91,20 +97,31 @@ class Editor:
         """
         return uint8_to_model(images).contiguous()
 
-    def _batched(self, x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
-        with torch.inference_mode():
-            parts = [fn(x[i : i + self.batch_size].to(self.device)) for i in range(0, len(x), self.batch_size)]
-        return torch.cat(parts) if parts else x.new_zeros((0, 3, self.config.image_size, self.config.image_size))
-
     def encode_tensor(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior means (z, e) of prepared inputs x (B, 3, S, S)."""
-        with torch.inference_mode():
-            zs, es = [], []
-            for i in range(0, len(x), self.batch_size):
-                chunk = x[i : i + self.batch_size].to(self.device)
-                zs.append(self.model.encode_z(chunk).mu)
-                es.append(self.model.encode_e(chunk).mu)
+        """Latents (z, e) of prepared inputs x (B, 3, S, S): posterior means, refined by `refine` steps."""
+        zs, es = [], []
+        for i in range(0, len(x), self.batch_size):
+            chunk = x[i : i + self.batch_size].to(self.device)
+            if self.refine:  # gradient steps: outside inference mode
+                z, e = self.model.refine(chunk, self.refine)
+            else:
+                with torch.inference_mode():
+                    z, e = self.model.encode_z(chunk).mu, self.model.encode_e(chunk).mu
+            zs.append(z)
+            es.append(e)
+        if not zs:
+            return x.new_zeros((0, self.config.z_dim)), x.new_zeros((0, self.config.e_dim))
         return torch.cat(zs), torch.cat(es)
+
+    def _decode(self, z: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        """G(z, e) in batches; e is (B, e_dim), or (1, e_dim) for every row."""
+        e = e.to(self.device)
+        e = e.expand(len(z), -1) if len(e) == 1 else e
+        b = self.batch_size
+        with torch.inference_mode():
+            parts = [self.model.decode(z[i : i + b], e[i : i + b]) for i in range(0, len(z), b)]
+        size = self.config.image_size
+        return torch.cat(parts) if parts else z.new_zeros((0, 3, size, size))
 
     def blend_e(self, e: torch.Tensor, strength: float = 1.0) -> torch.Tensor:
         """e_r + α (e − e_r): α = 0 is the reference (neutral), 1 is e itself."""
@@ -117,21 +134,17 @@ class Editor:
         e = e[None] if e.ndim == 1 else e
         if len(e) not in (1, len(x)):
             raise ValueError(f"e_source has {len(e)} rows for {len(x)} images")
-        with torch.inference_mode():
-            outs = []
-            for i in range(0, len(x), self.batch_size):
-                chunk = x[i : i + self.batch_size].to(self.device)
-                e_chunk = e.expand(len(chunk), -1) if len(e) == 1 else e[i : i + self.batch_size]
-                outs.append(self.model.decode(self.model.encode_z(chunk).mu, e_chunk))
-        return torch.cat(outs)
+        z, _ = self.encode_tensor(x)
+        return self._decode(z, e)
 
     def neutralize_tensor(self, x: torch.Tensor) -> torch.Tensor:
         """G(z_x, e_r): the neutral face / plain white thin digit."""
-        return self._batched(x, lambda c: self.model.decode(self.model.encode_z(c).mu, self.model.reference_e(len(c))))
+        z, _ = self.encode_tensor(x)
+        return self._decode(z, self.model.e_ref.detach()[None])
 
     def reconstruct_tensor(self, x: torch.Tensor) -> torch.Tensor:
-        """G(z_x, e_x) from posterior means."""
-        return self._batched(x, lambda c: self.model.decode(self.model.encode_z(c).mu, self.model.encode_e(c).mu))
+        """G(z_x, e_x) from the latents of x."""
+        return self._decode(*self.encode_tensor(x))
 
     def sample_e(
         self, n: int, *, seed: int | None = None, temperature: float = 1.0, prior: str | None = None
@@ -172,12 +185,7 @@ class Editor:
             x = x[None]
         z, _ = self.encode_tensor(x[:1])
         e = self.sample_e(n, seed=seed, temperature=temperature, prior=prior)
-        with torch.inference_mode():
-            parts = [
-                self.model.decode(z.expand(len(e[i : i + self.batch_size]), -1), e[i : i + self.batch_size])
-                for i in range(0, n, self.batch_size)
-            ]
-        return torch.cat(parts)
+        return self._decode(z.expand(n, -1), e)
 
     # Image methods take raw pictures and return the kind they were given.
 
@@ -323,6 +331,7 @@ def load(
     batch_size: int = DEFAULT_BATCH_SIZE,
     landmarks: str = "dlib",
     face: str = "largest",
+    refine: int = 0,
 ) -> Editor:
     """Load an editor from a model reference.
 
@@ -330,7 +339,9 @@ def load(
     "ORG/REPO[@REV]"; None uses $RBEDIT_MODEL, else "digits".
     device: "auto" (CUDA when present), "cpu", "cuda", "cuda:N"; a missing
     explicit device raises DeviceError.
+    refine: gradient steps that fit each image's latents past the encoder's
+    means before editing (RbVAE.refine): slower, and keeps more of the image.
     """
     resolved = resolve_model(model)
     net = load_checkpoint(resolved.folder, device=resolve_device(device))
-    return Editor(net, batch_size=batch_size, landmarks=landmarks, face=face, source=resolved)
+    return Editor(net, batch_size=batch_size, landmarks=landmarks, face=face, source=resolved, refine=refine)

@@ -232,3 +232,17 @@ def test_env_default_model(cli, tiny_model, digits_dir, tmp_path):
     result = cli("reconstruct", digits_dir / "a.png", "-o", tmp_path / "r.png", env={"RBEDIT_MODEL": str(tiny_model)})
     assert result.exit_code == 0, result.output
     assert (tmp_path / "r.png").is_file()
+
+
+def test_refine_gives_what_a_refining_editor_gives(cli, tiny_model, tmp_path):
+    import rbedit
+
+    Image.fromarray(digit_image(3)).save(tmp_path / "d.png")
+    result = cli("reconstruct", tmp_path / "d.png", "-o", tmp_path / "r.png", "-m", tiny_model, "--refine", 5)
+    assert result.exit_code == 0, result.output
+    editor = rbedit.load(str(tiny_model), device=device_under_test(), refine=5)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "r.png")), np.asarray(editor.reconstruct(tmp_path / "d.png")))
+    plain = cli("reconstruct", tmp_path / "d.png", "-o", tmp_path / "p.png", "-m", tiny_model)
+    assert plain.exit_code == 0 and not np.array_equal(*(np.asarray(Image.open(tmp_path / n)) for n in ("r.png", "p.png")))
+    bad = cli("reconstruct", tmp_path / "d.png", "-o", tmp_path / "b.png", "-m", tiny_model, "--refine", -1)
+    assert bad.exit_code != 0 and not (tmp_path / "b.png").exists()

@@ -47,11 +47,12 @@ def test_evaluate_runs_end_to_end(tmp_path):
     code = main([
         str(run), str(rb), str(vae), "--json", str(out), "--cache-dir", str(tmp_path / "cache"),
         "--probe-images", "40", "--max-sources", "20", "--pairs", "10", "--sample-images", "4",
-        "--samples-per-image", "3", "--reference-images", "10",
+        "--samples-per-image", "3", "--reference-images", "10", "--refine", "2",
         *[f"--judge={k}={v}" for k, v in TINY_JUDGE.items()],
     ])
     assert code == 0
     report = json.loads(out.read_text())
+    assert report["budget"]["refine"] == 2
     by_objective = {m["objective"]: m for m in report["models"]}
     assert set(by_objective) == {"srbvae", "rbvae", "vae"}
     assert set(by_objective["srbvae"]["probe"]) == {"e", "z"}

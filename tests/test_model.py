@@ -153,3 +153,31 @@ def test_missing_key_is_named(tmp_path):
 def test_folder_without_config_is_clear(tmp_path):
     with pytest.raises(CheckpointError, match="no config.json"):
         load_checkpoint(tmp_path)
+
+
+def _objective(model, x, z, e):
+    """−log p(x|z,e) p(z) p(e) up to a constant: what RbVAE.refine lowers."""
+    from rbedit.model.rbvae import LAPLACE_SCALE
+
+    return float((model.decode(z, e) - x).abs().sum() / LAPLACE_SCALE + 0.5 * (z.square().sum() + e.square().sum()))
+
+
+def test_refine_starts_at_the_means_and_lowers_the_objective_without_touching_the_weights():
+    torch.manual_seed(0)
+    model = RbVAE(ModelConfig(image_size=8, channels=(4, 4), z_dim=3, e_dim=2)).eval()
+    x = torch.rand(6, 3, 8, 8) * 2 - 1
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():  # refine steps with gradients whatever the caller's mode
+        means = model.encode_z(x).mu, model.encode_e(x).mu
+        z0, e0 = model.refine(x, 0)
+        z, e = model.refine(x, 20)
+    assert torch.equal(z0, means[0]) and torch.equal(e0, means[1])
+    with torch.no_grad():
+        assert _objective(model, x, z, e) < 0.98 * _objective(model, x, *means)
+    assert not z.requires_grad and not e.requires_grad
+    assert all(torch.equal(v, weights[k]) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+    # Each image on its own: refining a part gives that part's latents (in float64: in float32,
+    # Adam's normalised steps carry the convolutions' batch-dependent rounding, about 1e-3 here).
+    model, x = model.double(), x.double()
+    assert torch.allclose(model.refine(x[:2], 20)[0], model.refine(x, 20)[0][:2], atol=1e-9)

@@ -61,6 +61,7 @@ class EvalBudget:
     samples_per_image: int = 8  # draws of e per image B
     reference_images: int = 1000  # images decoded with e_r
     max_sources: int | None = None  # cap the source digits of each probe fold (tests)
+    refine: int = 0  # the edits use latents refined by this many steps (RbVAE.refine); the probe, the means
     batch_size: int = 256
     judge: dict = field(default_factory=dict)  # JudgeConfig overrides (tests: a tiny judge)
 
@@ -185,7 +186,7 @@ def prepare_data(
 def evaluate_model(model, objective: str, data: EvalData, budget: EvalBudget) -> dict:
     """Probe (Table 1) for every feature set of `objective`; edit fidelity for reference-based models."""
     from train.fidelity import reconstruction_fidelity, reference_fidelity, sampling_fidelity, transfer_fidelity
-    from train.probe import FEATURES_BY_OBJECTIVE, digit_probe, encode_images, features_of, probe
+    from train.probe import FEATURES_BY_OBJECTIVE, digit_probe, encode_images, features_of, probe, refined_latents
 
     fit = encode_images(model, data.probe_fit.images, batch_size=budget.batch_size)
     held = encode_images(model, data.probe_eval.images, batch_size=budget.batch_size)
@@ -197,6 +198,8 @@ def evaluate_model(model, objective: str, data: EvalData, budget: EvalBudget) ->
         result["probe"][feature]["digit_accuracy"] = digit_probe(fit_x, data.probe_fit.labels, held_x, data.probe_eval.labels)
     seed = data.key.seed
     b = budget.batch_size
+    if budget.refine:  # what `rbedit --refine N` edits with
+        held = refined_latents(model, data.probe_eval.images, budget.refine, batch_size=b)
     result["reconstruction"] = reconstruction_fidelity(
         model, data.judge, data.probe_eval, held, images=budget.reference_images,
         seed=stream_seed(seed, "reference"), batch_size=b,
@@ -333,6 +336,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample-images", type=int, default=EvalBudget.sample_images)
     parser.add_argument("--samples-per-image", type=int, default=EvalBudget.samples_per_image)
     parser.add_argument("--reference-images", type=int, default=EvalBudget.reference_images)
+    parser.add_argument("--refine", type=int, default=0, metavar="N",
+                        help="edit with latents refined by N gradient steps, as `rbedit --refine N` (the probe reads the means)")
     parser.add_argument("--max-sources", type=int, help="use at most this many source digits per probe fold (quick runs)")
     parser.add_argument("--judge", dest="judge_overrides", action="append", default=[], type=_judge_override,
                         metavar="KEY=VALUE", help="judge training option (repeatable), e.g. --judge epochs=4")
@@ -374,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
             samples_per_image=args.samples_per_image,
             reference_images=args.reference_images,
             max_sources=args.max_sources,
+            refine=args.refine,
             judge=dict(args.judge_overrides),
         )
         report = run_evaluation(entries, budget, cache_dir=args.cache_dir, device=args.device, log=log)

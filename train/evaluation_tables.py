@@ -72,7 +72,9 @@ def print_report(report: dict, console: Console) -> None:
 
     edited = [m for m in report["models"] if "transfer" in m]
     if edited:
-        fid = Table(title="Edits read by the judge (held-out pairs; posterior means)")
+        steps = report.get("budget", {}).get("refine", 0)
+        latents = f"latents refined by {steps} steps" if steps else "posterior means"
+        fid = Table(title=f"Edits read by the judge (held-out pairs; {latents})")
         for col in ("model", "transfer style MAE", "B's digit kept", "A's digit", "no-edit MAE",
                     "sample digit kept", "sample spread / data", "e_r style MAE", "e_r digit kept"):
             fid.add_column(col, justify="left" if col == "model" else "right")
@@ -156,9 +158,11 @@ def markdown_summary(report: dict, model: dict) -> str:
     if "transfer" in model:
         t, s, r = model["transfer"], model["sampling"], model["reference"]
         real = data["judge"]["real"]
+        steps = report.get("budget", {}).get("refine", 0)
+        refined = f" (every edit's latents refined by {steps} gradient steps, `--refine`)" if steps else ""
         lines += [
             "",
-            f"- transfer G(z_B, e_A), {t['pairs']} held-out pairs: judged style MAE {t['style_mae_average']:.3f} "
+            f"- transfer G(z_B, e_A){refined}, {t['pairs']} held-out pairs: judged style MAE {t['style_mae_average']:.3f} "
             f"(no edit: {t['no_transfer_style_mae_average']:.3f}), B's digit kept {t['identity_kept']:.1%}",
             f"- sampling G(z_B, e ~ N(0, I)): digit kept {s['identity_kept']:.1%}, judged style spread "
             f"{s['style_spread_average']:.3f} (data: {s['data_spread_average']:.3f})",

@@ -128,6 +128,21 @@ def encode_images(model: RbVAE, images: np.ndarray, *, batch_size: int = 256) ->
     return Latents(z=torch.cat(zs).numpy(), e=torch.cat(es).numpy())
 
 
+def refined_latents(model: RbVAE, images: np.ndarray, steps: int, *, batch_size: int = 256) -> Latents:
+    """Latents of (N, S, S, 3) uint8 images refined by `steps` gradient steps each (RbVAE.refine), in eval mode."""
+    was_training = model.training
+    model.eval()
+    zs, es = [], []
+    try:
+        for start in range(0, len(images), batch_size):
+            z, e = model.refine(uint8_to_model(images[start : start + batch_size]).to(model.device), steps)
+            zs.append(z.float().cpu())
+            es.append(e.float().cpu())
+    finally:
+        model.train(was_training)
+    return Latents(z=torch.cat(zs).numpy(), e=torch.cat(es).numpy())
+
+
 # Which features Table 1 reads for each objective: e (and z, as the paper's
 # control) for the reference-based models, everything for the baselines.
 FEATURES_BY_OBJECTIVE = {

@@ -37,6 +37,7 @@ class Common:
     face: str = "largest"
     crop: bool | None = None
     workers: int | None = None  # None: stage_workers decides
+    refine: int = 0  # gradient steps on each image's latents (Editor.refine)
 
 
 # Runs shorter than this many batches stay in this process: forking workers
@@ -87,7 +88,14 @@ def cpu_threads_for(images: int) -> Iterator[None]:
 
 
 def load_editor(common: Common) -> Editor:
-    return load(common.model, device=common.device, batch_size=common.batch_size, landmarks=common.landmarks, face=common.face)
+    return load(
+        common.model,
+        device=common.device,
+        batch_size=common.batch_size,
+        landmarks=common.landmarks,
+        face=common.face,
+        refine=common.refine,
+    )
 
 
 def prepare_file(path: Path, editor: Editor) -> list[Prepared]:

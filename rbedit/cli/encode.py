@@ -27,11 +27,12 @@ def encode(
     report: opt.Report = None,
     landmarks: opt.Landmarks = "dlib",
     face: opt.Face = "largest",
+    refine: opt.Refine = 0,
 ) -> None:
     """Write z and e of every image to .npz or .jsonl.
 
-    Posterior means of the common factors z and the target factors e, one row
-    per image (per face), for feature learning and analysis.
+    Posterior means of the common factors z and the target factors e (refined
+    with --refine), one row per image (per face), for feature learning and analysis.
     """
     from rbedit.batch import Job, Plan, PlanError, collect_inputs
     from rbedit.cli.editing import Common, cpu_threads_for, execute, load_editor, prepare_file
@@ -49,7 +50,8 @@ def encode(
         raise typer.BadParameter("no input images found")
     work = Plan([Job(path, rel) for path, rel in found], protected=set())
     # workers=0: save() collects rows in this process, so it must not run in forked workers.
-    common = Common(model, device, batch_size, landmarks=landmarks, face=face, overwrite=True, report=report, workers=0)
+    common = Common(model, device, batch_size, landmarks=landmarks, face=face, overwrite=True, report=report, workers=0,
+                    refine=refine)
     editor = load_editor(common)
     rows: list[tuple[str, int, list, list]] = []
 

@@ -17,6 +17,7 @@ def neutralize(
     landmarks: opt.Landmarks = "dlib",
     face: opt.Face = "largest",
     crop: opt.Crop = None,
+    refine: opt.Refine = 0,
 ) -> None:
     """Set e to the reference e_r: neutral face, plain digit.
 
@@ -25,6 +26,6 @@ def neutralize(
     """
     from rbedit.cli.editing import Common, plan_or_exit, run_image_command
 
-    common = Common(model, device, batch_size, fmt, overwrite, report, size, landmarks, face, crop, workers=workers)
+    common = Common(model, device, batch_size, fmt, overwrite, report, size, landmarks, face, crop, workers=workers, refine=refine)
     work = plan_or_exit(inputs, output, fmt)
     run_image_command("neutralize", work, common, operation=lambda editor: editor.neutralize_tensor)

@@ -61,6 +61,7 @@ def sample(
     landmarks: opt.Landmarks = "dlib",
     face: opt.Face = "largest",
     crop: opt.Crop = None,
+    refine: opt.Refine = 0,
 ) -> None:
     """Keep z, draw N new styles / expressions e.
 
@@ -72,7 +73,7 @@ def sample(
     from rbedit.cli.editing import Common, console, cpu_threads_for, execute, load_editor, plan_or_exit, prepare_file
     from rbedit.imageio import WRITE_FORMATS
 
-    common = Common(model, device, batch_size, fmt, overwrite, report, size, landmarks, face, crop, workers=workers)
+    common = Common(model, device, batch_size, fmt, overwrite, report, size, landmarks, face, crop, workers=workers, refine=refine)
     file_output = output.suffix.lower() in WRITE_FORMATS
     grid = file_output if grid is None else grid
     if file_output and not grid:

@@ -30,6 +30,7 @@ def transfer(
     landmarks: opt.Landmarks = "dlib",
     face: opt.Face = "largest",
     crop: opt.Crop = None,
+    refine: opt.Refine = 0,
 ) -> None:
     """Give every TARGET the SOURCE's style or expression.
 
@@ -38,7 +39,7 @@ def transfer(
     """
     from rbedit.cli.editing import Common, plan_or_exit, prepare_file, run_image_command
 
-    common = Common(model, device, batch_size, fmt, overwrite, report, size, landmarks, face, crop, workers=workers)
+    common = Common(model, device, batch_size, fmt, overwrite, report, size, landmarks, face, crop, workers=workers, refine=refine)
     if source.is_dir():
         raise typer.BadParameter(f"{source} is a folder; SOURCE must be one image", param_hint="SOURCE")
     work = plan_or_exit(targets, output, fmt)  # usage errors before the model loads
