@@ -35,33 +35,26 @@ import torch
 from rbedit.checkpoint import CARD_NAME, CheckpointError, load_checkpoint, save_checkpoint
 from rbedit.model import RbVAE
 from rbedit.model.config import FORMAT_VERSION
+from train.probe import in_batches
 
 FIT_IMAGES = 10_000  # training images encoded for the fit: plenty for 32 means and a 32×32 covariance
 JITTER = 1e-6  # added to the covariance's diagonal so the Cholesky factor exists
 
 
-@torch.no_grad()
 def fit_e_prior(model: RbVAE, images: np.ndarray, *, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean (e_dim,) and Cholesky factor (e_dim, e_dim) of the aggregate posterior of e over `images`.
 
     images: (N, S, S, 3) uint8 at model size; encoded in eval mode, the moments taken in float64.
     """
-    from rbedit.pixels import uint8_to_model
+    if len(images) < 2:
+        raise ValueError(f"fitting the prior of e needs at least 2 images, got {len(images)}")
 
-    was_training = model.training
-    model.eval()
-    mus, variances = [], []
-    try:
-        for start in range(0, len(images), batch_size):
-            x = uint8_to_model(images[start : start + batch_size]).to(model.device)
-            posterior = model.encode_e(x)
-            mus.append(posterior.mu.double().cpu())
-            variances.append(posterior.logvar.double().exp().cpu())
-    finally:
-        model.train(was_training)
-    mu, variance = torch.cat(mus), torch.cat(variances)
-    if len(mu) < 2:
-        raise ValueError(f"fitting the prior of e needs at least 2 images, got {len(mu)}")
+    def moments(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        posterior = model.encode_e(x)
+        return posterior.mu, posterior.logvar
+
+    mu, logvar = (v.double() for v in in_batches(model, images, moments, batch_size=batch_size))
+    variance = logvar.exp()
     covariance = torch.cov(mu.T, correction=1).reshape(mu.shape[1], mu.shape[1])
     covariance += torch.diag(variance.mean(dim=0) + JITTER)
     return mu.mean(dim=0).float(), torch.linalg.cholesky(covariance).float()

@@ -8,6 +8,7 @@ is the point: it measures how *linearly readable* the factors are.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -113,34 +114,32 @@ class Latents:
 
 
 @torch.no_grad()
-def encode_images(model: RbVAE, images: np.ndarray, *, batch_size: int = 256) -> Latents:
-    """Posterior means of z and e for (N, S, S, 3) uint8 images, in batches, in eval mode."""
+def in_batches(
+    model: RbVAE, images: np.ndarray, fn: Callable[[torch.Tensor], tuple[torch.Tensor, ...]], *, batch_size: int = 256
+) -> tuple[torch.Tensor, ...]:
+    """fn(x) for (N, S, S, 3) uint8 images, batch by batch, in eval mode: each output concatenated, float32 on the CPU."""
     was_training = model.training
     model.eval()
-    zs, es = [], []
+    parts = []
     try:
         for start in range(0, len(images), batch_size):
             x = uint8_to_model(images[start : start + batch_size]).to(model.device)
-            zs.append(model.encode_z(x).mu.float().cpu())
-            es.append(model.encode_e(x).mu.float().cpu())
+            parts.append([out.float().cpu() for out in fn(x)])
     finally:
         model.train(was_training)
-    return Latents(z=torch.cat(zs).numpy(), e=torch.cat(es).numpy())
+    return tuple(torch.cat(column) for column in zip(*parts))
+
+
+def encode_images(model: RbVAE, images: np.ndarray, *, batch_size: int = 256) -> Latents:
+    """Posterior means of z and e for (N, S, S, 3) uint8 images."""
+    z, e = in_batches(model, images, lambda x: (model.encode_z(x).mu, model.encode_e(x).mu), batch_size=batch_size)
+    return Latents(z=z.numpy(), e=e.numpy())
 
 
 def refined_latents(model: RbVAE, images: np.ndarray, steps: int, *, batch_size: int = 256) -> Latents:
-    """Latents of (N, S, S, 3) uint8 images refined by `steps` gradient steps each (RbVAE.refine), in eval mode."""
-    was_training = model.training
-    model.eval()
-    zs, es = [], []
-    try:
-        for start in range(0, len(images), batch_size):
-            z, e = model.refine(uint8_to_model(images[start : start + batch_size]).to(model.device), steps)
-            zs.append(z.float().cpu())
-            es.append(e.float().cpu())
-    finally:
-        model.train(was_training)
-    return Latents(z=torch.cat(zs).numpy(), e=torch.cat(es).numpy())
+    """Latents of (N, S, S, 3) uint8 images refined by `steps` gradient steps each (RbVAE.refine)."""
+    z, e = in_batches(model, images, lambda x: model.refine(x, steps), batch_size=batch_size)
+    return Latents(z=z.numpy(), e=e.numpy())
 
 
 # Which features Table 1 reads for each objective: e (and z, as the paper's
