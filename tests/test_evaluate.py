@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from rbedit.checkpoint import save_checkpoint
+from rbedit.checkpoint import load_checkpoint, save_checkpoint
 from rbedit.model import ModelConfig, RbVAE
 from train.evaluate import EvalBudget, main, resolve_entry, run_evaluation
 from train.fidelity import draw_pairs
@@ -173,3 +173,24 @@ def test_unfinished_run_is_a_clear_error(tmp_path):
     (run / "metrics.jsonl").write_text("")
     with pytest.raises(ValueError, match="without release"):
         resolve_entry(str(run))
+
+
+def test_the_edits_read_only_the_latents_that_refining_refines(tmp_path):
+    from train.evaluate import edit_fidelity, edited_images, prepare_data
+    from train.probe import Latents, encode_images
+
+    path = _checkpoint(tmp_path / "m", "srbvae", fitted=True)
+    entry = resolve_entry(str(path))
+    budget = EvalBudget(probe_images=40, max_sources=20, pairs=6, sample_images=3, samples_per_image=2,
+                        reference_images=5, judge=TINY_JUDGE)
+    data = prepare_data(entry.data, budget, cache_dir=tmp_path / "cache")
+    model = load_checkpoint(path)
+    rows = edited_images(data.probe_eval, budget, data.key.seed)
+    assert 0 < len(rows) < len(data.probe_eval)  # refining these is cheaper than refining all
+    means = encode_images(model, data.probe_eval.images)
+    poisoned = Latents(z=np.full_like(means.z, np.nan), e=np.full_like(means.e, np.nan))
+    poisoned.z[rows], poisoned.e[rows] = means.z[rows], means.e[rows]
+    result = edit_fidelity(model, "srbvae", data, budget, poisoned)  # an unrefined row read would give NaN
+    assert set(result) == {"reconstruction", "transfer", "sampling", "sampling_fitted", "reference"}
+    for part in result.values():
+        assert np.isfinite(part["style_mae_average"] if "style_mae_average" in part else part["style_spread_average"])

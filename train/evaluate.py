@@ -185,8 +185,7 @@ def prepare_data(
 
 def evaluate_model(model, objective: str, data: EvalData, budget: EvalBudget) -> dict:
     """Probe (Table 1) for every feature set of `objective`; edit fidelity for reference-based models."""
-    from train.fidelity import reconstruction_fidelity, reference_fidelity, sampling_fidelity, transfer_fidelity
-    from train.probe import FEATURES_BY_OBJECTIVE, digit_probe, encode_images, features_of, probe, refined_latents
+    from train.probe import FEATURES_BY_OBJECTIVE, digit_probe, encode_images, features_of, probe
 
     fit = encode_images(model, data.probe_fit.images, batch_size=budget.batch_size)
     held = encode_images(model, data.probe_eval.images, batch_size=budget.batch_size)
@@ -196,10 +195,18 @@ def evaluate_model(model, objective: str, data: EvalData, budget: EvalBudget) ->
         scores = probe(fit_x, data.probe_fit.factors, held_x, data.probe_eval.factors)
         result["probe"][feature] = scores.to_dict(FACTOR_NAMES)
         result["probe"][feature]["digit_accuracy"] = digit_probe(fit_x, data.probe_fit.labels, held_x, data.probe_eval.labels)
+    if budget.refine:  # what `rbedit --refine N` edits with
+        held = refine_edited(model, data.probe_eval, held, budget, seed=data.key.seed)
+    return {**result, **edit_fidelity(model, objective, data, budget, held)}
+
+
+def edit_fidelity(model, objective: str, data: EvalData, budget: EvalBudget, held) -> dict:
+    """The edits of held-out images with latents `held`, judged: redraw; transfer, sampling, reference decoding."""
+    from train.fidelity import reconstruction_fidelity, reference_fidelity, sampling_fidelity, transfer_fidelity
+
     seed = data.key.seed
     b = budget.batch_size
-    if budget.refine:  # what `rbedit --refine N` edits with
-        held = refined_latents(model, data.probe_eval.images, budget.refine, batch_size=b)
+    result = {}
     result["reconstruction"] = reconstruction_fidelity(
         model, data.judge, data.probe_eval, held, images=budget.reference_images,
         seed=stream_seed(seed, "reference"), batch_size=b,
@@ -223,6 +230,31 @@ def evaluate_model(model, objective: str, data: EvalData, budget: EvalBudget) ->
         seed=stream_seed(seed, "reference"), batch_size=b,
     )
     return result
+
+
+def edited_images(data: DigitSet, budget: EvalBudget, seed: int) -> np.ndarray:
+    """Sorted indices of the held-out images whose latents edit_fidelity decodes, for the model's data seed."""
+    from train.fidelity import chosen_images, draw_pairs
+
+    a, b = draw_pairs(data.labels, budget.pairs, seed=stream_seed(seed, "pairs"))
+    sampled = chosen_images(data, budget.sample_images, stream_seed(seed, "sampling"))
+    redrawn = chosen_images(data, budget.reference_images, stream_seed(seed, "reference"))
+    return np.unique(np.concatenate([a, b, sampled, redrawn]))
+
+
+def refine_edited(model, data: DigitSet, means, budget: EvalBudget, *, seed: int):
+    """`means` with the rows of the edited images refined by budget.refine steps; the rest no edit decodes.
+
+    RbVAE.refine fits each image on its own, so this equals refining every image,
+    at the cost of those the edits use (about half of them at the default budget).
+    """
+    from train.probe import Latents, refined_latents
+
+    rows = edited_images(data, budget, seed)
+    refined = refined_latents(model, data.images[rows], budget.refine, batch_size=budget.batch_size)
+    z, e = means.z.copy(), means.e.copy()
+    z[rows], e[rows] = refined.z, refined.e
+    return Latents(z=z, e=e)
 
 
 def run_evaluation(
