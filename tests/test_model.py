@@ -53,6 +53,19 @@ def test_grey_e_sees_no_colour():
         assert not torch.allclose(model.encode_z(x).mu, model.encode_z(recoloured).mu, atol=1e-4)
 
 
+def test_shape_z_sees_neither_the_ink_colour_nor_its_brightness():
+    torch.manual_seed(0)
+    model = RbVAE(ModelConfig(image_size=8, channels=(4, 8), z_dim=3, e_dim=2, z_shape=True))
+    shape = (torch.rand(1, 1, 8, 8) > 0.6).float()  # where the ink is
+    white = 2 * shape.expand(1, 3, 8, 8) - 1
+    dim_red = 2 * shape * torch.tensor([0.8, 0.1, 0.3]).view(1, 3, 1, 1) - 1
+    other_shape = 2 * (torch.rand(1, 1, 8, 8) > 0.6).float().expand(1, 3, 8, 8) - 1
+    with torch.no_grad():
+        assert torch.allclose(model.encode_z(white).mu, model.encode_z(dim_red).mu, atol=1e-5)
+        assert not torch.allclose(model.encode_z(white).mu, model.encode_z(other_shape).mu, atol=1e-4)
+        assert not torch.allclose(model.encode_e(white).mu, model.encode_e(dim_red).mu, atol=1e-4)
+
+
 def _randomise_styles(model: RbVAE) -> None:
     for style in model.generator.styles:
         torch.nn.init.normal_(style.weight, std=0.5)

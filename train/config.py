@@ -37,6 +37,7 @@ class TrainConfig:
     e_dim: int = 32  # target factors
     e_pool: int = 1  # rbedit extension: E sees k×k block means of the image (see ModelConfig; 1 = off)
     e_grey: bool = False  # rbedit extension: E sees grey levels only, so e carries no colour (see ModelConfig)
+    z_shape: bool = False  # rbedit extension: Z sees the ink's shape only, so z carries no colour (see ModelConfig)
     e_inject: str = "input"  # where e enters G: input (the paper) | every-level | levels-only (see ModelConfig)
     e_warp: bool = False  # rbedit extension: e also sets an affine warp of G's drawing (see ModelConfig)
     disc_channels: tuple[int, ...] = (16, 32, 64, 64)  # discriminator trunk widths

@@ -49,6 +49,7 @@ def model_config(cfg: TrainConfig, template: np.ndarray | None = None) -> ModelC
         e_dim=cfg.e_dim,
         e_pool=cfg.e_pool,
         e_grey=cfg.e_grey,
+        z_shape=cfg.z_shape,
         e_inject=cfg.e_inject,
         e_warp=cfg.e_warp,
         channels=cfg.channels,

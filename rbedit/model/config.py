@@ -28,6 +28,10 @@ class ModelConfig:
     # e cannot carry colour (eye, skin, hair) (False: off; on synthetic faces z did not
     # take the eye colour up instead, see docs/faces-synth.md).
     e_grey: bool = False
+    # rbedit extension: Z sees only the ink's shape: grey levels scaled so that each
+    # image's brightest pixel is white, so z can carry neither colour nor brightness
+    # (False: off; digits, whose ink colour is a target factor, see docs/digits.md).
+    z_shape: bool = False
     # Where e enters the generator: "input" (the paper: with z, into the first
     # layer), "every-level" (also scales and shifts each level's channels) or
     # "levels-only" (only there; the first layer sees z alone). rbedit extension;

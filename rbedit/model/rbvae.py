@@ -30,6 +30,17 @@ class Posterior:
         return self.mu + noise * torch.exp(0.5 * self.logvar)
 
 
+def ink_shape(x: torch.Tensor) -> torch.Tensor:
+    """Images (B, 3, S, S) in [-1, 1] on black as grey, each scaled so its brightest pixel is white.
+
+    What is left is the ink's shape: no colour and no brightness (the same in every channel,
+    so the encoder's architecture stays the same). A white-ink image is unchanged.
+    """
+    ink = (x.mean(dim=1, keepdim=True) + 1) / 2  # (B, 1, S, S) in [0, 1]
+    peak = ink.amax(dim=(2, 3), keepdim=True).clamp_min(1e-3)
+    return (2 * ink / peak - 1).expand_as(x)
+
+
 class RbVAE(nn.Module):
     """p(x|z,e) = Laplace(G(z,e), λ); q(z|x) = N(Z(x)); q(e|x) = N(E(x)); p(e|y=1) = δ(e − e_r)."""
 
@@ -51,6 +62,8 @@ class RbVAE(nn.Module):
         return self.e_ref.device
 
     def encode_z(self, x: torch.Tensor) -> Posterior:
+        if self.config.z_shape:
+            x = ink_shape(x)
         return Posterior(*self.z_encoder(x))
 
     def encode_e(self, x: torch.Tensor) -> Posterior:
