@@ -14,7 +14,7 @@ import torch
 from conftest import device_under_test
 from train import srbvae
 from train.config import CYCLES, TrainConfig, preset
-from train.loop import Trainer, TrainingDiverged, requires_grad, train
+from train.loop import Trainer, TrainingDiverged, model_config, requires_grad, train
 from train.state import STATE_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -312,6 +312,12 @@ def test_the_symmetry_term_trains_e_alone(images):
         assert all(g is None or not g.any() for g in _grads(part))
     with pytest.raises(ValueError, match="e_symmetry_weight turns digits"):
         preset("faces-cpu", e_symmetry_weight=1.0)
+
+
+def test_shape_z_is_for_digits_and_reaches_the_model():
+    assert model_config(preset("digits", z_shape=True)).z_shape is True
+    with pytest.raises(ValueError, match="z_shape hides colour from Z"):
+        preset("faces-cpu", z_shape=True)
 
 
 def test_thicken_widens_strokes_as_the_protocols_dilation_does():

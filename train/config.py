@@ -125,6 +125,8 @@ class TrainConfig:
             )
         if self.e_symmetry_weight and self.domain != "digits":
             raise ValueError("e_symmetry_weight turns digits, whose style has the square's symmetries; faces' does not")
+        if self.z_shape and self.domain != "digits":
+            raise ValueError("z_shape hides colour from Z, and a face's skin tone is identity; it needs a digits preset")
         if self.ink_weight and self.domain != "digits":
             raise ValueError("ink_weight weights digits' strokes; it needs a digits preset (faces: feature_weight)")
         if isinstance(self.z_cycles_train_g, bool):
