@@ -245,8 +245,9 @@ def edited_images(data: DigitSet, budget: EvalBudget, seed: int) -> np.ndarray:
 def refine_edited(model, data: DigitSet, means, budget: EvalBudget, *, seed: int):
     """`means` with the rows of the edited images refined by budget.refine steps; the rest no edit decodes.
 
-    RbVAE.refine fits each image on its own, so this equals refining every image,
-    at the cost of those the edits use (about half of them at the default budget).
+    RbVAE.refine fits each image on its own, so this is refining every image, up to
+    rounding, at the cost of those the edits use: 2,442 of 5,000 at the default budget.
+    (On the shipped model, B's digit kept 85.7 % both ways, redraw 91.5 % against 91.3 %.)
     """
     from train.probe import Latents, refined_latents
 
