@@ -237,8 +237,8 @@ def edited_images(data: DigitSet, budget: EvalBudget, seed: int) -> np.ndarray:
     from train.fidelity import chosen_images, draw_pairs
 
     a, b = draw_pairs(data.labels, budget.pairs, seed=stream_seed(seed, "pairs"))
-    sampled = chosen_images(data, budget.sample_images, stream_seed(seed, "sampling"))
-    redrawn = chosen_images(data, budget.reference_images, stream_seed(seed, "reference"))
+    sampled = chosen_images(data, budget.sample_images, np.random.default_rng(stream_seed(seed, "sampling")))
+    redrawn = chosen_images(data, budget.reference_images, np.random.default_rng(stream_seed(seed, "reference")))
     return np.unique(np.concatenate([a, b, sampled, redrawn]))
 
 

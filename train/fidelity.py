@@ -105,7 +105,7 @@ def sampling_fidelity(
     judged style over all samples, against the data's.
     """
     rng = np.random.default_rng(seed)
-    chosen = rng.choice(len(data), size=min(images, len(data)), replace=False)  # chosen_images(data, images, seed)
+    chosen = chosen_images(data, images, rng)  # then the same generator draws the noise
     z = np.repeat(latents.z[chosen], samples, axis=0)  # (images·samples, z_dim), image-major
     e = rng.standard_normal((len(z), latents.e.shape[1])).astype(np.float32)
     if prior == "fitted":
@@ -138,7 +138,7 @@ def reference_fidelity(
     batch_size: int = 256,
 ) -> dict:
     """O = G(z_x, e_r): judged style MAE against the reference style (1/3, 1/3, 1/3, 1, 0.1)."""
-    chosen = chosen_images(data, images, seed)
+    chosen = chosen_images(data, images, np.random.default_rng(seed))
     e_ref = model.e_ref.detach().float().cpu().numpy()
     e = np.tile(e_ref, (len(chosen), 1)).astype(np.float32)
     return _redrawn(model, judge, latents.z[chosen], e, REFERENCE_FACTORS, data.labels[chosen], batch_size=batch_size)
@@ -159,17 +159,14 @@ def reconstruction_fidelity(
     The ceiling of the edits: G(z_B, e_A) keeps B's digit no better than G
     draws B back at all. The images are reference_fidelity's for the same seed.
     """
-    chosen = chosen_images(data, images, seed)
+    chosen = chosen_images(data, images, np.random.default_rng(seed))
     z, e = latents.z[chosen], latents.e[chosen]
     return _redrawn(model, judge, z, e, data.factors[chosen], data.labels[chosen], batch_size=batch_size)
 
 
-def chosen_images(data: DigitSet, images: int, seed: int) -> np.ndarray:
-    """Indices of `images` distinct images of data (all of them if it has fewer), drawn with seed.
-
-    sampling_fidelity draws its images B the same way, from the same generator.
-    """
-    return np.random.default_rng(seed).choice(len(data), size=min(images, len(data)), replace=False)
+def chosen_images(data: DigitSet, images: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of `images` distinct images of data (all of them if it has fewer), drawn by rng."""
+    return rng.choice(len(data), size=min(images, len(data)), replace=False)
 
 
 def _redrawn(model, judge, z, e, style: np.ndarray, labels: np.ndarray, *, batch_size: int) -> dict:
