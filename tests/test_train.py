@@ -31,6 +31,8 @@ def tiny(**overrides):
         e_inject="input", transfer_weight=0.0, z_cycles_train_g=True,
         # Nor the preset's restyled and turned batches, and float32 arithmetic: the tests that want them ask.
         **{name: 0.0 for name in RESTYLE_TERMS}, precision="float32",
+        # Nor the preset's floor under the cycles' log-variance, and Z reads colour as the paper's does.
+        cycle_min_logvar=None, z_shape=False,
     )
     return preset("digits", **(values | overrides))
 

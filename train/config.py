@@ -171,7 +171,7 @@ def _preset(departures: dict, **fields) -> dict:
 
 
 PRESETS: dict[str, dict] = {
-    # The shipped digits checkpoint: a CPU hour at 32×32.
+    # A CPU hour at 32×32. The shipped checkpoint is its seed 1 from before cycle_min_logvar and z_shape (README).
     "digits": _preset(
         {
             "image_size": "32 instead of 64 (area-downsampled), so training fits an hour on a 2-core CPU",
@@ -236,11 +236,25 @@ PRESETS: dict[str, dict] = {
             "above, seed 0: e-probe .0443 vs .044, transfer style .079 vs .074, B's digit kept 81.2 vs 80.5 %. An "
             "AVX2-only CPU (AMD EPYC) computes bfloat16 in software: 0.051 steps/s against 0.456 in float32. On a GPU "
             "(H200, the preset before these terms) float32 was faster: 18.1 vs 15.0 steps/s",
+            "cycle_min_logvar": "-4, rbedit extension: the swap, neutral and transfer cycles score their latents "
+            "under a log-variance of at least -4 (the Eq. 10 terms keep min_logvar -8). A re-encoded code that "
+            "missed by half a unit cost hundreds of nats per coordinate, and the loss spiked: the default seed of "
+            "the preset before it, on two threads, lost its digits to a spike at step 3,750 (B's digit kept 56.0 %). "
+            "No run with the floor spiked (nine, float32 and bfloat16), but alone in bfloat16 it let z take red "
+            "(seed 0) and e the digit (seed 1): it comes with z_shape",
+            "z_shape": "true, rbedit extension: Z reads the ink's shape only (grey scaled so the brightest pixel is "
+            "white), so z cannot take colour, the collapse of seed 0 with the floor alone (transfer style .135). "
+            "Both options, bfloat16, seeds 0 / 1 / 2 on one thread each and seed 0 on two threads: e-probe .0451 / "
+            ".0421 / .0472 / .0474, z/e 3.19 / 3.43 / 2.91 / 2.88, transfer style .0588 / .0546 / .0586 / .0593, "
+            "B's digit kept 80.6 / 75.2 / 82.6 / 78.2 %, none collapsed. Without them, seeds 0 / 1 / 2 on one "
+            "thread: transfer style .0675 / .0558 / .0630, kept 83.3 / 81.2 / 83.1 %, and seed 0 on two threads "
+            "56.0 %. They trade 1-6 points of digits in the runs that held for no collapse (docs/digits.md)",
         },
         steps=4000, lr=5e-4, channels=(16, 32, 64, 128), disc_channels=(16, 32, 64, 64),
         neutral_weight=1000.0, swap_weight=10.0, reference_e_weight=10.0,
         e_inject="levels-only", z_dim=16, transfer_weight=10.0, z_cycles_train_g=("swap",),
         zoom_recon_weight=1.0, thicken_recon_weight=1.0, e_symmetry_weight=10.0, precision="auto",
+        cycle_min_logvar=-4.0, z_shape=True,
     ),
     # The paper's scale, for a GPU: 64×64, wider networks, lr 1e-4, 30 epochs of 60k.
     "digits-paper": _preset({}, image_size=64, steps=50000, **PAPER_WIDTHS),
