@@ -16,6 +16,15 @@ DECORRELATION_SIDES = ("e", "z", "both")  # which encoder learns from the decorr
 CYCLES = ("swap", "neutral", "transfer")  # the rbedit cycles (train/srbvae.py)
 PRECISIONS = ("float32", "bfloat16", "auto")
 
+# Options that only make sense for digits, with why: each raises an error on another domain.
+DIGITS_ONLY = {
+    ("zoom_weight", "zoom_recon_weight", "thicken_recon_weight"): "restyle digits, whose size and stroke width "
+    "are target factors",
+    ("e_symmetry_weight",): "turns digits, whose style has the square's symmetries (a face's does not)",
+    ("z_shape",): "hides colour from Z, and a face's skin tone is identity",
+    ("ink_weight",): "weights digits' strokes (faces: feature_weight)",
+}
+
 
 @dataclass
 class TrainConfig:
@@ -118,17 +127,11 @@ class TrainConfig:
             raise ValueError(f"cycle_min_logvar ({self.cycle_min_logvar}) is below min_logvar ({self.min_logvar})")
         if None not in (self.cycle_min_logvar, self.e_max_logvar) and self.cycle_min_logvar > self.e_max_logvar:
             raise ValueError(f"cycle_min_logvar ({self.cycle_min_logvar}) is above e_max_logvar ({self.e_max_logvar})")
-        if (self.zoom_weight or self.zoom_recon_weight or self.thicken_recon_weight) and self.domain != "digits":
-            raise ValueError(
-                "zoom_weight, zoom_recon_weight and thicken_recon_weight restyle digits, whose size and stroke width "
-                "are target factors; they need a digits preset"
-            )
-        if self.e_symmetry_weight and self.domain != "digits":
-            raise ValueError("e_symmetry_weight turns digits, whose style has the square's symmetries; faces' does not")
-        if self.z_shape and self.domain != "digits":
-            raise ValueError("z_shape hides colour from Z, and a face's skin tone is identity; it needs a digits preset")
-        if self.ink_weight and self.domain != "digits":
-            raise ValueError("ink_weight weights digits' strokes; it needs a digits preset (faces: feature_weight)")
+        for names, why in DIGITS_ONLY.items():
+            if self.domain != "digits" and any(getattr(self, name) for name in names):
+                if len(names) == 1:
+                    raise ValueError(f"{names[0]} {why}; it needs a digits preset")
+                raise ValueError(f"{', '.join(names[:-1])} and {names[-1]} {why}; they need a digits preset")
         if isinstance(self.z_cycles_train_g, bool):
             self.z_cycles_train_g = CYCLES if self.z_cycles_train_g else ()
         unknown = sorted(set(self.z_cycles_train_g) - set(CYCLES))
