@@ -352,7 +352,7 @@ def test_the_restyled_reconstructions_train_every_network(images, name):
         preset("faces-cpu", zoom_recon_weight=1.0)
 
 
-def test_learning_rate_is_constant_unless_it_decays():
+def test_learning_rate_is_constant_unless_it_warms_up_or_decays():
     from train.loop import learning_rate
 
     constant = tiny(steps=100, lr=1e-3)
@@ -360,6 +360,12 @@ def test_learning_rate_is_constant_unless_it_decays():
     decaying = tiny(steps=100, lr=1e-3, lr_decay_from=0.5)
     assert learning_rate(decaying, 49) == 1e-3 and learning_rate(decaying, 50) == 1e-3
     assert learning_rate(decaying, 75) == pytest.approx(5e-4) and learning_rate(decaying, 99) == pytest.approx(2e-5)
+    warming = tiny(steps=100, lr=1e-3, lr_warmup=10, lr_decay_from=0.5)
+    assert learning_rate(warming, 0) == pytest.approx(1e-4) and learning_rate(warming, 4) == pytest.approx(5e-4)
+    assert learning_rate(warming, 9) == 1e-3 and learning_rate(warming, 49) == 1e-3
+    assert learning_rate(warming, 75) == pytest.approx(5e-4)
+    with pytest.raises(ValueError, match="lr_warmup"):
+        tiny(lr_warmup=-1)
 
 
 def test_e_ref_learns_from_reference_reconstructions(images):

@@ -42,6 +42,7 @@ class TrainConfig:
     # --- model ---
     image_size: int = 32  # model resolution (the protocol's factors are defined at 64)
     channels: tuple[int, ...] = (16, 32, 64, 128)  # encoder/generator widths, image_size → 4×4
+    level_convs: int = 1  # 3×3 convolutions per level in the encoders and G (rbedit extension; see ModelConfig)
     z_dim: int = 32  # common factors; "32 latent variables for the encoders" read per encoder
     e_dim: int = 32  # target factors
     e_pool: int = 1  # rbedit extension: E sees k×k block means of the image (see ModelConfig; 1 = off)
@@ -84,6 +85,7 @@ class TrainConfig:
     steps: int = 4000  # model updates
     batch_size: int = 36  # images per set (unlabelled and reference) per step
     lr: float = 1e-4  # Adam learning rate, models and discriminators
+    lr_warmup: int = 0  # steps over which lr rises linearly from lr / lr_warmup to lr (0 = off)
     lr_decay_from: float = 1.0  # fraction of the steps after which lr falls linearly towards 0 (1 = constant)
     betas: tuple[float, float] = (0.5, 0.99)  # Adam β1, β2
     eps: float = 1e-8  # Adam ε
@@ -119,6 +121,8 @@ class TrainConfig:
             raise ValueError(f"decorrelation_trains must be e, z or both, got {self.decorrelation_trains!r}")
         if self.clip_grad_norm < 0:
             raise ValueError(f"clip_grad_norm must be positive (or 0 for off), got {self.clip_grad_norm}")
+        if self.lr_warmup < 0:
+            raise ValueError(f"lr_warmup must be a number of steps (0 for off), got {self.lr_warmup}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.e_max_logvar is not None and self.e_max_logvar < self.min_logvar:

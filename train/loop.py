@@ -53,6 +53,7 @@ def model_config(cfg: TrainConfig, template: np.ndarray | None = None) -> ModelC
         e_inject=cfg.e_inject,
         e_warp=cfg.e_warp,
         channels=cfg.channels,
+        level_convs=cfg.level_convs,
         template=None if template is None else tuple(map(tuple, np.asarray(template, float).tolist())),
         extra={
             "objective": cfg.objective,
@@ -75,12 +76,14 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 
 def learning_rate(cfg: TrainConfig, step: int) -> float:
-    """cfg.lr, falling linearly from step lr_decay_from × steps to 0 at the end (a function of
-    the step alone, so a resumed run follows the same schedule)."""
+    """cfg.lr, rising linearly over the first lr_warmup steps and falling linearly from step
+    lr_decay_from × steps to 0 at the end (a function of the step alone, so a resumed run
+    follows the same schedule)."""
+    warm = min(1.0, (step + 1) / cfg.lr_warmup) if cfg.lr_warmup else 1.0
     start = cfg.lr_decay_from * cfg.steps
     if step < start:
-        return cfg.lr
-    return cfg.lr * max(0.0, cfg.steps - step) / max(cfg.steps - start, 1)
+        return cfg.lr * warm
+    return cfg.lr * warm * max(0.0, cfg.steps - step) / max(cfg.steps - start, 1)
 
 
 class Trainer:

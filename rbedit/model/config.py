@@ -7,7 +7,8 @@ import json
 from dataclasses import dataclass, field
 
 # 2: e_prior (a checkpoint may carry the Gaussian its samples of e are drawn from).
-FORMAT_VERSION = 2
+# 3: level_convs (a checkpoint's networks may have two convolutions per level).
+FORMAT_VERSION = 3
 DOMAINS = ("digits", "faces")
 E_INJECTIONS = ("input", "every-level", "levels-only")
 E_PRIORS = ("standard", "fitted")
@@ -21,6 +22,10 @@ class ModelConfig:
     e_dim: int = 32  # target factors (expression / digit style)
     # Channels per resolution level, from image_size down to 4×4 (log2(size/4)+1 entries).
     channels: tuple[int, ...] = (32, 64, 128, 128)
+    # 3×3 convolutions per level in Z, E and G: 1 (Appendix D as rbedit reads it) or
+    # 2 (rbedit extension, as Karras et al.'s blocks; such networks need the learning
+    # rate warmed up to start training, see docs/digits.md).
+    level_convs: int = 1
     # rbedit extension: E sees the image averaged over e_pool×e_pool blocks, so it
     # cannot read fine shape (1: off; on digits it did not help, see docs/digits.md).
     e_pool: int = 1
@@ -64,6 +69,8 @@ class ModelConfig:
                 f"channels needs {levels} entries for image_size {self.image_size} "
                 f"(one per level down to 4×4), got {len(self.channels)}"
             )
+        if self.level_convs < 1:
+            raise ValueError(f"level_convs must be at least 1, got {self.level_convs}")
         if self.e_pool < 1 or self.e_pool & (self.e_pool - 1) or self.e_pool > self.image_size:
             raise ValueError(f"e_pool must be a power of two from 1 to image_size, got {self.e_pool}")
         if self.e_inject not in E_INJECTIONS:

@@ -2,6 +2,8 @@
 
 Encoders: 1×1 from RGB → [3×3 conv, LeakyReLU, pixel norm, 2×2 avg pool]… → FC.
 Generator: FC → 4×4 → [nearest up, 3×3 conv, LeakyReLU, pixel norm]… → 1×1 to RGB → tanh.
+With `level_convs` 2 (an rbedit extension), each level has two such 3×3
+convolutions, as Karras et al.'s blocks do.
 With `e_inject` (an rbedit extension), e also scales and shifts every level's
 channels before its pixel norm, as a style modulates a StyleGAN level.
 With `e_warp` (also an extension), e sets an affine warp of the drawing, as a
@@ -25,17 +27,24 @@ class PixelNorm(nn.Module):
         return x * torch.rsqrt(x.pow(2).mean(dim=1, keepdim=True) + 1e-8)
 
 
+def _level_widths(c_in: int, c_out: int, convs: int, *, widen_first: bool) -> list[tuple[int, int]]:
+    """(in, out) channels of a level's `convs` convolutions: the width changes at its first or its last."""
+    widths = [c_out if widen_first else c_in] * convs
+    return list(zip([c_in, *widths[:-1]], widths[:-1] + [c_out]))
+
+
 class ConvTrunk(nn.Module):
     """Image (B, 3, S, S) → features (B, channels[-1] * 16) at 4×4."""
 
-    def __init__(self, channels: tuple[int, ...], *, normalize: bool) -> None:
+    def __init__(self, channels: tuple[int, ...], *, normalize: bool, convs: int = 1) -> None:
         super().__init__()
         self.from_rgb = nn.Conv2d(3, channels[0], 1)
         blocks = []
-        for c_in, c_out in zip(channels[:-1], channels[1:]):
-            blocks += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.LeakyReLU(LEAKY_SLOPE)]
-            if normalize:
-                blocks.append(PixelNorm())
+        for level_in, level_out in zip(channels[:-1], channels[1:]):
+            for c_in, c_out in _level_widths(level_in, level_out, convs, widen_first=False):
+                blocks += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.LeakyReLU(LEAKY_SLOPE)]
+                if normalize:
+                    blocks.append(PixelNorm())
             blocks.append(nn.AvgPool2d(2))
         # A last conv at 4×4 keeps the top level as deep as the others.
         blocks += [nn.Conv2d(channels[-1], channels[-1], 3, padding=1), nn.LeakyReLU(LEAKY_SLOPE)]
@@ -52,9 +61,9 @@ class ConvTrunk(nn.Module):
 class GaussianEncoder(nn.Module):
     """q(v|x) = N(mu(x), exp(logvar(x))): image → (mu, logvar), each (B, dim)."""
 
-    def __init__(self, channels: tuple[int, ...], dim: int) -> None:
+    def __init__(self, channels: tuple[int, ...], dim: int, *, convs: int = 1) -> None:
         super().__init__()
-        self.trunk = ConvTrunk(channels, normalize=True)
+        self.trunk = ConvTrunk(channels, normalize=True, convs=convs)
         self.head = nn.Linear(self.trunk.out_features, 2 * dim)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -79,7 +88,14 @@ class Generator(nn.Module):
     """
 
     def __init__(
-        self, channels: tuple[int, ...], z_dim: int, e_dim: int, e_inject: str = "input", e_warp: bool = False
+        self,
+        channels: tuple[int, ...],
+        z_dim: int,
+        e_dim: int,
+        e_inject: str = "input",
+        e_warp: bool = False,
+        *,
+        convs: int = 1,
     ) -> None:
         super().__init__()
         self.z_dim, self.e_inject = z_dim, e_inject
@@ -87,18 +103,17 @@ class Generator(nn.Module):
         self.fc = nn.Linear(z_dim if e_inject == "levels-only" else z_dim + e_dim, top * 16)
         self.top = top
         blocks = [nn.Conv2d(top, top, 3, padding=1), nn.LeakyReLU(LEAKY_SLOPE), PixelNorm()]
-        for c_in, c_out in zip(channels[:0:-1], channels[-2::-1]):
-            blocks += [
-                nn.Upsample(scale_factor=2, mode="nearest"),
-                nn.Conv2d(c_in, c_out, 3, padding=1),
-                nn.LeakyReLU(LEAKY_SLOPE),
-                PixelNorm(),
-            ]
+        normalised = [top]  # the channels of each pixel norm, in order
+        for level_in, level_out in zip(channels[:0:-1], channels[-2::-1]):
+            blocks.append(nn.Upsample(scale_factor=2, mode="nearest"))
+            for c_in, c_out in _level_widths(level_in, level_out, convs, widen_first=True):
+                blocks += [nn.Conv2d(c_in, c_out, 3, padding=1), nn.LeakyReLU(LEAKY_SLOPE), PixelNorm()]
+                normalised.append(c_out)
         self.blocks = nn.Sequential(*blocks)
         self.styles = None
         if e_inject != "input":
-            # One (scale, shift) pair per level, zero at the start: every level starts unmodulated.
-            self.styles = nn.ModuleList([nn.Linear(e_dim, 2 * c) for c in [top, *channels[-2::-1]]])
+            # One (scale, shift) pair per pixel norm, zero at the start: every level starts unmodulated.
+            self.styles = nn.ModuleList([nn.Linear(e_dim, 2 * c) for c in normalised])
             for style in self.styles:
                 nn.init.zeros_(style.weight)
                 nn.init.zeros_(style.bias)
