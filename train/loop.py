@@ -79,11 +79,11 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     """cfg.lr, rising linearly over the first lr_warmup steps and falling linearly from step
     lr_decay_from × steps to 0 at the end (a function of the step alone, so a resumed run
     follows the same schedule)."""
-    warm = min(1.0, (step + 1) / cfg.lr_warmup) if cfg.lr_warmup else 1.0
+    rate = cfg.lr * min(1.0, (step + 1) / cfg.lr_warmup) if cfg.lr_warmup else cfg.lr
     start = cfg.lr_decay_from * cfg.steps
     if step < start:
-        return cfg.lr * warm
-    return cfg.lr * warm * max(0.0, cfg.steps - step) / max(cfg.steps - start, 1)
+        return rate
+    return rate * max(0.0, cfg.steps - step) / max(cfg.steps - start, 1)
 
 
 class Trainer:
