@@ -99,6 +99,22 @@ def test_a_perfect_reconstruction_scores_what_the_judge_scores_on_the_real_image
     assert result["images"] == 12
     assert result["identity_kept"] == pytest.approx((real.digits == held.labels[chosen]).mean())
     assert result["style_mae_average"] == pytest.approx(np.abs(real.factors - held.factors[chosen]).mean(), abs=1e-6)
+    assert result["real_identity_kept"] == result["identity_kept"]
+    for quarters in result["by_quarter"].values():
+        assert sum(quarters["images"]) == 12 and quarters["redrawn"] == quarters["real"]
+
+
+def test_by_quarter_averages_each_quarter_of_the_values_lowest_first():
+    from train.fidelity import by_quarter
+
+    values = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+    hits = np.array([0, 0, 1, 0, 1, 1, 1, 1], dtype=bool)
+    result = by_quarter(values[::-1], kept=hits[::-1])  # the order of the images does not matter
+    assert result["images"] == [2, 2, 2, 2] and result["kept"] == [0.0, 0.5, 1.0, 1.0]
+    # Discrete values, as widths are: the first cut is 0.2, and the three 0.2s go up to the second quarter.
+    ties = by_quarter(np.array([0.1, 0.2, 0.2, 0.2, 0.3, 0.4, 0.5, 0.6]), kept=hits)
+    assert ties["cuts"][0] == pytest.approx(0.2) and ties["images"] == [1, 3, 2, 2]
+    assert ties["kept"] == pytest.approx([0.0, 1 / 3, 1.0, 1.0])
 
 
 def test_style_source_reads_how_much_of_each_factor_comes_from_a_and_from_b():

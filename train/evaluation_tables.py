@@ -27,6 +27,24 @@ PAPER_PROBE: dict[tuple[str, str], tuple[float | None, ...]] = {
 STATUS_STYLE = {"PASS": "bold green", "FAIL": "bold red", "N/A": "yellow"}
 
 
+def _quarters(shares: list[float | None]) -> str:
+    """Digit-kept shares by quarter as "82 / 86 / 88 / 86 %"."""
+    return " / ".join("–" if v is None else f"{100 * v:.0f}" for v in shares) + " %"
+
+
+def _real_beside(redraw: dict) -> str:
+    """The card's words beside the redraw: how the judge reads the same real images, overall and by
+    quarter ("" for reports written before the quarters were)."""
+    quarters = redraw.get("by_quarter")
+    if not quarters:
+        return ""
+    return (
+        f" (the same real images: {redraw['real_identity_kept']:.1%}); by quarter of scale, small to large, "
+        f"{_quarters(quarters['scale']['redrawn'])} (real {_quarters(quarters['scale']['real'])}); of width, "
+        f"thin to wide, {_quarters(quarters['width']['redrawn'])} (real {_quarters(quarters['width']['real'])})"
+    )
+
+
 def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}".lstrip("0") if 0 <= value < 1 else f"{value:.3f}"
 
@@ -63,11 +81,21 @@ def print_report(report: dict, console: Console) -> None:
     redrawn = [m for m in report["models"] if "reconstruction" in m]
     if redrawn:
         rec = Table(title="Reconstruction G(z_x, e_x) read by the judge: the ceiling of every edit")
-        for col in ("model", "style MAE (own factors)", "digit kept"):
+        columns = ("model", "style MAE (own factors)", "digit kept", "by scale ¼ (small → large)", "by width ¼ (thin → wide)")
+        for col in columns:
             rec.add_column(col, justify="left" if col == "model" else "right")
         for m in redrawn:
             r = m["reconstruction"]
-            rec.add_row(_label(m), _fmt(r["style_mae_average"]), f"{r['identity_kept']:.1%}")
+            quarters = r.get("by_quarter")  # older reports lack it
+            rec.add_row(
+                _label(m), _fmt(r["style_mae_average"]), f"{r['identity_kept']:.1%}",
+                *(_quarters(quarters[f]["redrawn"]) if quarters else "" for f in ("scale", "width")),
+            )
+            if quarters:
+                rec.add_row(
+                    "[dim]  the same real images[/dim]", "", f"[dim]{r['real_identity_kept']:.1%}[/dim]",
+                    *(f"[dim]{_quarters(quarters[f]['real'])}[/dim]" for f in ("scale", "width")),
+                )
         console.print(rec)
 
     edited = [m for m in report["models"] if "transfer" in m]
@@ -179,7 +207,8 @@ def markdown_summary(report: dict, model: dict) -> str:
         lines += [
             f"- reference decoding G(z_x, e_r): judged MAE to the reference style {r['style_mae_average']:.3f}",
             f"- reconstruction G(z_x, e_x), the ceiling of the edits: judged style MAE "
-            f"{model['reconstruction']['style_mae_average']:.3f}, digit kept {model['reconstruction']['identity_kept']:.1%}",
+            f"{model['reconstruction']['style_mae_average']:.3f}, digit kept {model['reconstruction']['identity_kept']:.1%}"
+            + _real_beside(model["reconstruction"]),
             f"- the judge on real held-out digits: style MAE {real['styled']['style_mae_average']:.3f}, "
             f"digit accuracy {real['styled']['digit_accuracy']:.1%}",
         ]

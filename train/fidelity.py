@@ -158,10 +158,36 @@ def reconstruction_fidelity(
 
     The ceiling of the edits: G(z_B, e_A) keeps B's digit no better than G
     draws B back at all. The images are reference_fidelity's for the same seed.
+    Beside it, how often the judge reads the same real images right, overall
+    and by quarter of their scale and width (where the redraw loses digits).
     """
     chosen = chosen_images(data, images, np.random.default_rng(seed))
-    z, e = latents.z[chosen], latents.e[chosen]
-    return _redrawn(model, judge, z, e, data.factors[chosen], data.labels[chosen], batch_size=batch_size)
+    factors, digits = _decode_and_read(model, judge, latents.z[chosen], latents.e[chosen], batch_size=batch_size)
+    labels = data.labels[chosen]
+    real = read_images(judge, data.images[chosen], batch_size=batch_size).digits
+    return {
+        **_judged(factors, digits, data.factors[chosen], labels),
+        "real_identity_kept": float((real == labels).mean()),
+        "by_quarter": {
+            name: by_quarter(data.factors[chosen, FACTOR_NAMES.index(name)], redrawn=digits == labels, real=real == labels)
+            for name in ("scale", "width")
+        },
+    }
+
+
+def by_quarter(values: np.ndarray, **right: np.ndarray) -> dict:
+    """Each boolean array of `right` averaged over the quarters of `values`, lowest first.
+
+    The quarters are cut at the quartiles, a value on a cut going up; width takes
+    ten values, so its quarters hold unequal numbers of images ("images").
+    """
+    cuts = np.quantile(values, [0.25, 0.5, 0.75])
+    quarter = np.digitize(values, cuts)
+    counts = np.bincount(quarter, minlength=4)
+    shares = {
+        name: [float(hits[quarter == q].mean()) if counts[q] else None for q in range(4)] for name, hits in right.items()
+    }
+    return {"cuts": [float(c) for c in cuts], "images": [int(c) for c in counts], **shares}
 
 
 def chosen_images(data: DigitSet, images: int, rng: np.random.Generator) -> np.ndarray:
@@ -172,9 +198,14 @@ def chosen_images(data: DigitSet, images: int, rng: np.random.Generator) -> np.n
 def _redrawn(model, judge, z, e, style: np.ndarray, labels: np.ndarray, *, batch_size: int) -> dict:
     """G(z, e): judged style MAE against `style`, and the share read as `labels` (one row per image)."""
     factors, digits = _decode_and_read(model, judge, z, e, batch_size=batch_size)
+    return _judged(factors, digits, style, labels)
+
+
+def _judged(factors: np.ndarray, digits: np.ndarray, style: np.ndarray, labels: np.ndarray) -> dict:
+    """The judge's readings of N drawings: style MAE against `style`, and the share read as `labels`."""
     mae = np.abs(factors - style).mean(axis=0)
     return {
-        "images": int(len(z)),
+        "images": int(len(digits)),
         "style_mae": _per_factor(mae),
         "style_mae_average": float(mae.mean()),
         "identity_kept": float((digits == labels).mean()),
