@@ -81,8 +81,8 @@ def print_report(report: dict, console: Console) -> None:
     redrawn = [m for m in report["models"] if "reconstruction" in m]
     if redrawn:
         rec = Table(title="Reconstruction G(z_x, e_x) read by the judge: the ceiling of every edit")
-        columns = ("model", "style MAE (own factors)", "digit kept", "by scale ¼ (small → large)", "by width ¼ (thin → wide)")
-        for col in columns:
+        quarter_columns = ("by scale ¼ (small → large)", "by width ¼ (thin → wide)")
+        for col in ("model", "style MAE (own factors)", "digit kept", *quarter_columns):
             rec.add_column(col, justify="left" if col == "model" else "right")
         for m in redrawn:
             r = m["reconstruction"]

@@ -165,11 +165,12 @@ def reconstruction_fidelity(
     factors, digits = _decode_and_read(model, judge, latents.z[chosen], latents.e[chosen], batch_size=batch_size)
     labels = data.labels[chosen]
     real = read_images(judge, data.images[chosen], batch_size=batch_size).digits
+    redrawn_right, real_right = digits == labels, real == labels
     return {
         **_judged(factors, digits, data.factors[chosen], labels),
-        "real_identity_kept": float((real == labels).mean()),
+        "real_identity_kept": float(real_right.mean()),
         "by_quarter": {
-            name: by_quarter(data.factors[chosen, FACTOR_NAMES.index(name)], redrawn=digits == labels, real=real == labels)
+            name: by_quarter(data.factors[chosen, FACTOR_NAMES.index(name)], redrawn=redrawn_right, real=real_right)
             for name in ("scale", "width")
         },
     }
@@ -184,9 +185,8 @@ def by_quarter(values: np.ndarray, **right: np.ndarray) -> dict:
     cuts = np.quantile(values, [0.25, 0.5, 0.75])
     quarter = np.digitize(values, cuts)
     counts = np.bincount(quarter, minlength=4)
-    shares = {
-        name: [float(hits[quarter == q].mean()) if counts[q] else None for q in range(4)] for name, hits in right.items()
-    }
+    shares = {name: [float(hits[quarter == q].mean()) if counts[q] else None for q in range(4)]
+              for name, hits in right.items()}
     return {"cuts": [float(c) for c in cuts], "images": [int(c) for c in counts], **shares}
 
 
