@@ -97,23 +97,38 @@ def test_levels_only_injection_keeps_e_out_of_the_first_layer():
         ModelConfig(image_size=8, channels=(4, 8), e_inject="late")
 
 
+def _conv_widths(network):
+    """(in, out) channels of each convolution in a network, in order."""
+    return [(m.in_channels, m.out_channels) for m in network.modules() if isinstance(m, torch.nn.Conv2d)]
+
+
 def test_two_convolutions_per_level():
     torch.manual_seed(0)
     one, two = RbVAE(TINY), RbVAE(dataclasses.replace(TINY, level_convs=2, e_inject="levels-only"))
 
-    def convs(network):
-        return [(m.in_channels, m.out_channels) for m in network.modules() if isinstance(m, torch.nn.Conv2d)]
-
     # From RGB, then per level (8 → 4) and at 4×4; the encoders widen at a level's last convolution, G at its first.
-    assert convs(one.z_encoder) == [(3, 4), (4, 8), (8, 8)]
-    assert convs(two.z_encoder) == [(3, 4), (4, 4), (4, 8), (8, 8)]
-    assert convs(one.generator) == [(8, 8), (8, 4), (4, 3)]
-    assert convs(two.generator) == [(8, 8), (8, 4), (4, 4), (4, 3)]
+    assert _conv_widths(one.z_encoder) == [(3, 4), (4, 8), (8, 8)]
+    assert _conv_widths(two.z_encoder) == [(3, 4), (4, 4), (4, 8), (8, 8)]
+    assert _conv_widths(one.generator) == [(8, 8), (8, 4), (4, 3)]
+    assert _conv_widths(two.generator) == [(8, 8), (8, 4), (4, 4), (4, 3)]
     assert [style.out_features for style in two.generator.styles] == [16, 8, 8]  # one per pixel norm
     x = torch.rand(4, 3, 8, 8) * 2 - 1
     assert two(x).shape == x.shape
     with pytest.raises(ValueError, match="level_convs"):
         ModelConfig(image_size=8, channels=(4, 8), level_convs=0)
+
+
+def test_deeper_encoders_leave_the_generator_as_it_is():
+    torch.manual_seed(0)
+    deep = RbVAE(dataclasses.replace(TINY, encoder_convs=2))
+    shallow_g = RbVAE(TINY).generator
+
+    assert _conv_widths(deep.z_encoder) == _conv_widths(deep.e_encoder) == [(3, 4), (4, 4), (4, 8), (8, 8)]
+    assert _conv_widths(deep.generator) == _conv_widths(shallow_g)
+    x = torch.rand(4, 3, 8, 8) * 2 - 1
+    assert deep(x).shape == x.shape
+    with pytest.raises(ValueError, match="encoder_convs"):
+        ModelConfig(image_size=8, channels=(4, 8), encoder_convs=0)
 
 
 def test_warp_starts_at_the_identity_and_moves_the_drawing():
@@ -142,11 +157,14 @@ def test_warp_starts_at_the_identity_and_moves_the_drawing():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
 @pytest.mark.parametrize(
-    "e_inject, e_warp, level_convs", [("input", False, 1), ("levels-only", False, 1), ("levels-only", True, 2)]
+    "e_inject, e_warp, level_convs, encoder_convs",
+    [("input", False, 1, None), ("levels-only", False, 1, 2), ("levels-only", True, 2, None)],
 )
-def test_save_load_round_trip(tmp_path, dtype, e_inject, e_warp, level_convs):
+def test_save_load_round_trip(tmp_path, dtype, e_inject, e_warp, level_convs, encoder_convs):
     torch.manual_seed(0)
-    model = RbVAE(dataclasses.replace(TINY, e_inject=e_inject, e_warp=e_warp, level_convs=level_convs)).eval()
+    model = RbVAE(
+        dataclasses.replace(TINY, e_inject=e_inject, e_warp=e_warp, level_convs=level_convs, encoder_convs=encoder_convs)
+    ).eval()
     with torch.no_grad():
         model.e_ref.copy_(torch.tensor([0.5, -1.0]))
         if e_inject != "input":

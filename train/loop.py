@@ -54,6 +54,7 @@ def model_config(cfg: TrainConfig, template: np.ndarray | None = None) -> ModelC
         e_warp=cfg.e_warp,
         channels=cfg.channels,
         level_convs=cfg.level_convs,
+        encoder_convs=cfg.encoder_convs,
         template=None if template is None else tuple(map(tuple, np.asarray(template, float).tolist())),
         extra={
             "objective": cfg.objective,

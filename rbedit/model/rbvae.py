@@ -47,11 +47,11 @@ class RbVAE(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        convs = config.level_convs
-        self.z_encoder = GaussianEncoder(config.channels, config.z_dim, convs=convs)
-        self.e_encoder = GaussianEncoder(config.channels, config.e_dim, convs=convs)
+        encoder_convs = config.encoder_level_convs
+        self.z_encoder = GaussianEncoder(config.channels, config.z_dim, convs=encoder_convs)
+        self.e_encoder = GaussianEncoder(config.channels, config.e_dim, convs=encoder_convs)
         self.generator = Generator(
-            config.channels, config.z_dim, config.e_dim, config.e_inject, config.e_warp, convs=convs
+            config.channels, config.z_dim, config.e_dim, config.e_inject, config.e_warp, convs=config.level_convs
         )
         # e_r: the constant target factors of the reference set (neutral face, plain digit).
         self.e_ref = nn.Parameter(torch.zeros(config.e_dim))
