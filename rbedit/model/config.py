@@ -28,8 +28,9 @@ class ModelConfig:
     # rate warmed up to start training, see docs/digits.md).
     level_convs: int = 1
     # rbedit extension: 3×3 convolutions per level in Z and E alone, when they differ
-    # from G's (None: level_convs). Deeper encoders see more of the digit than the
-    # shallow ones, at a fraction of a deeper G's cost (docs/digits.md).
+    # from G's (None: level_convs). On digits, two kept as many digits as two
+    # everywhere and each step cost as much (the cycles re-encode G's drawings), but
+    # transfers carried style worse (docs/digits.md, "Deeper encoders in the sRb-VAE").
     encoder_convs: int | None = None
     # rbedit extension: E sees the image averaged over e_pool×e_pool blocks, so it
     # cannot read fine shape (1: off; on digits it did not help, see docs/digits.md).
