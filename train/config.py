@@ -42,7 +42,7 @@ class TrainConfig:
     # --- model ---
     image_size: int = 32  # model resolution (the protocol's factors are defined at 64)
     channels: tuple[int, ...] = (16, 32, 64, 128)  # encoder/generator widths, image_size → 4×4
-    level_convs: int = 1  # 3×3 convolutions per level in the encoders and G (rbedit extension; see ModelConfig)
+    level_convs: int = 1  # 3×3 convolutions per level in G, and in Z and E unless encoder_convs (rbedit extension; see ModelConfig)
     encoder_convs: int | None = None  # the same in Z and E alone, when not level_convs (rbedit extension; see ModelConfig)
     z_dim: int = 32  # common factors; "32 latent variables for the encoders" read per encoder
     e_dim: int = 32  # target factors

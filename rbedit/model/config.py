@@ -23,9 +23,10 @@ class ModelConfig:
     e_dim: int = 32  # target factors (expression / digit style)
     # Channels per resolution level, from image_size down to 4×4 (log2(size/4)+1 entries).
     channels: tuple[int, ...] = (32, 64, 128, 128)
-    # 3×3 convolutions per level in Z, E and G: 1 (Appendix D as rbedit reads it) or
-    # 2 (rbedit extension, as Karras et al.'s blocks; such networks need the learning
-    # rate warmed up to start training, see docs/digits.md).
+    # 3×3 convolutions per level in G, and in Z and E unless encoder_convs is set:
+    # 1 (Appendix D as rbedit reads it) or 2 (rbedit extension, as Karras et al.'s
+    # blocks; such networks need the learning rate warmed up to start training, see
+    # docs/digits.md).
     level_convs: int = 1
     # rbedit extension: 3×3 convolutions per level in Z and E alone, when they differ
     # from G's (None: level_convs). On digits, two kept as many digits as two

@@ -3,7 +3,7 @@
 Encoders: 1×1 from RGB → [3×3 conv, LeakyReLU, pixel norm, 2×2 avg pool]… → FC.
 Generator: FC → 4×4 → [nearest up, 3×3 conv, LeakyReLU, pixel norm]… → 1×1 to RGB → tanh.
 With `level_convs` 2 (an rbedit extension), each level has two such 3×3
-convolutions, as Karras et al.'s blocks do.
+convolutions, as Karras et al.'s blocks do (`encoder_convs` sets Z's and E's alone).
 With `e_inject` (an rbedit extension), e also scales and shifts every level's
 channels before its pixel norm, as a style modulates a StyleGAN level.
 With `e_warp` (also an extension), e sets an affine warp of the drawing, as a
