@@ -6,6 +6,7 @@ is an error, never a silent fallback: a user who asked for a GPU wants to know.
 
 from __future__ import annotations
 
+import ctypes
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -75,3 +76,24 @@ def cpu_has_bfloat16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
         if key.strip() == "flags":
             flags.update(value.split())
     return bool(flags & BFLOAT16_FLAGS)
+
+
+# mallopt's parameters, as glibc's malloc.h numbers them.
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+
+
+def reuse_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 << 30) -> bool:
+    """Have glibc keep freed blocks for reuse instead of handing them back to the OS.
+
+    A training step frees and allocates the same activations, some of them tens of MB, each
+    step. By default glibc maps the largest afresh and trims its heap, so every step page-faults
+    in (and zeroes) about 200 MB; blocks under `mmap_threshold` (32 MB, glibc's maximum) now come
+    from the heap, which keeps up to `trim_threshold` free. Process-wide and lasting; returns
+    whether the C library took both settings (False where it is not glibc).
+    """
+    try:
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(M_TRIM_THRESHOLD, trim_threshold))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rbedit.devices import cpu_has_bfloat16, resolve_device
+from rbedit.devices import cpu_has_bfloat16, resolve_device, reuse_freed_memory
 from rbedit.model import ModelConfig, RbVAE
 from rbedit.pixels import uint8_to_model
 from train import srbvae
@@ -299,6 +299,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
     # Arithmetic on subnormal floats is many times slower on a CPU. A few thousand steps in, they
     # appear in the faces model, and a step took 1.7× as long (README, "Training speed").
     torch.set_flush_denormal(True)
+    # Freed activations are reused, not paged in afresh each step: about 5 % faster on an AVX2 CPU
+    # (docs/benchmarks.md, "Training speed").
+    reuse_freed_memory()
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume and not (run_dir / STATE_NAME).exists():
