@@ -6,7 +6,6 @@ is an error, never a silent fallback: a user who asked for a GPU wants to know.
 
 from __future__ import annotations
 
-import ctypes
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -92,6 +91,8 @@ def reuse_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 <
     from the heap, which keeps up to `trim_threshold` free. Process-wide and lasting; returns
     whether the C library took both settings (False where it is not glibc).
     """
+    import ctypes  # here, not at the top: the CLI imports this module at start-up, and only training needs it
+
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
